@@ -1,0 +1,28 @@
+"""gunicorn settings for production (and the benchmark). Each value can be overridden by env."""
+
+import os
+import sys
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "todo_project.settings")
+try:
+    settings.INSTALLED_APPS  # noqa: B018 -- loads and validates the settings
+except ImproperlyConfigured as exc:
+    # One line and a non-zero exit from the master, before any worker starts.
+    sys.exit(f"gunicorn: configuration error: {exc}")
+
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Load the app in the master: a bad configuration stops the master at once (no worker restart
+# loop), and workers share the imported code's memory.
+preload_app = True
+keepalive = 5
+graceful_timeout = 10
+timeout = 30
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")

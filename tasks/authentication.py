@@ -1,0 +1,141 @@
+"""Bearer JWT authentication: the one place where tokens are checked (and, for development,
+minted).
+
+Built on simplejwt's stateless authentication: the request user is a `TokenUser` whose `id` is
+the token's `sub`; no database is touched. Keys come from key sources, each of which maps a
+token header to one key bound to one algorithm (RFC 8725 §3.1), so that an HS256 token can never
+be checked against a public key and vice versa.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cache
+
+import jwt
+import jwt.utils
+from django.conf import settings
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import Token
+
+SHARED_SECRET_ALGORITHM = "HS256"
+DEVELOPMENT_COOKIE_NAME = "dev_api_token"
+
+
+class KeyNotFound(TokenError):
+    """No configured key source has a key for this token's header (algorithm, `kid`)."""
+
+
+class SharedSecretKeys:
+    """HS256 with `BETTER_AUTH_SECRET`: for frontends that mint their own tokens with it."""
+
+    def __init__(self, secret: str) -> None:
+        self.key = jwt.PyJWK.from_dict(
+            {"kty": "oct", "k": jwt.utils.base64url_encode(secret.encode()).decode()},
+            algorithm=SHARED_SECRET_ALGORITHM,
+        )
+
+    def key_for(self, header: dict) -> jwt.PyJWK | None:
+        return self.key if header.get("alg") == SHARED_SECRET_ALGORITHM else None
+
+
+class BetterAuthTokenBackend(TokenBackend):
+    """Decodes a token with the key its header names, from the configured key sources."""
+
+    def __init__(self, key_sources, *, issuer, audience, leeway) -> None:
+        super().__init__(SHARED_SECRET_ALGORITHM, issuer=issuer, audience=audience, leeway=leeway)
+        self.key_sources = key_sources
+
+    def key_for(self, header: dict) -> jwt.PyJWK:
+        for source in self.key_sources:
+            key = source.key_for(header)
+            if key is not None:
+                return key
+        raise KeyNotFound("Token is invalid: no key for its algorithm")
+
+    def decode(self, token, verify: bool = True) -> dict:
+        try:
+            key = self.key_for(jwt.get_unverified_header(token))
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[key.algorithm_name],
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.get_leeway(),
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("Token is expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"Token is invalid: {exc}") from exc
+
+
+@cache
+def token_backend() -> BetterAuthTokenBackend:
+    sources = []
+    if settings.BETTER_AUTH_SECRET:
+        sources.append(SharedSecretKeys(settings.BETTER_AUTH_SECRET))
+    return BetterAuthTokenBackend(
+        sources,
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+        leeway=settings.JWT_LEEWAY_SECONDS,
+    )
+
+
+class AccessToken(Token):
+    """A Better Auth access token: `sub` and `exp` required, no token type, no jti."""
+
+    token_type = "access"
+    lifetime = timedelta(minutes=15)
+
+    @property
+    def token_backend(self) -> BetterAuthTokenBackend:
+        return token_backend()
+
+    def verify(self) -> None:
+        super().verify()
+        subject = self.payload.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise TokenError("Token has no user id (sub)")
+
+
+class BearerTokenAuthentication(JWTStatelessUserAuthentication):
+    """`Authorization: Bearer <JWT>`; every failure is a 401 with a `WWW-Authenticate` challenge."""
+
+    def authenticate_header(self, request) -> str:
+        # RFC 6750 §3: name the error only when a bearer token was actually presented.
+        scheme, *credentials = request.META.get("HTTP_AUTHORIZATION", "").split() or [""]
+        if scheme == "Bearer" and credentials:
+            return 'Bearer realm="api", error="invalid_token"'
+        return 'Bearer realm="api"'
+
+
+class DevelopmentCookieAuthentication(BearerTokenAuthentication):
+    """DEBUG only: the token from a cookie, so a browser can use the browsable API.
+
+    The cookie is set by the development login page (`/dev/login`); it is never accepted with
+    DEBUG off, where the only way in is the Authorization header.
+    """
+
+    def authenticate(self, request):
+        raw_token = request.COOKIES.get(DEVELOPMENT_COOKIE_NAME)
+        if not settings.DEBUG or not raw_token:
+            return None
+        validated_token = self.get_validated_token(raw_token.encode())
+        return self.get_user(validated_token), validated_token
+
+
+def issue_token(user_id: str, *, ttl_seconds: int = 3600, **claims) -> str:
+    """An HS256 token for `user_id`, signed with `BETTER_AUTH_SECRET` (development and tests)."""
+    now = int(time.time())
+    payload = {"sub": user_id, "iat": now, "exp": now + ttl_seconds, **claims}
+    if settings.JWT_ISSUER:
+        payload.setdefault("iss", settings.JWT_ISSUER)
+    if settings.JWT_AUDIENCE:
+        payload.setdefault("aud", settings.JWT_AUDIENCE)
+    return jwt.encode(payload, settings.BETTER_AUTH_SECRET, algorithm=SHARED_SECRET_ALGORITHM)

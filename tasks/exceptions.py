@@ -1,0 +1,57 @@
+"""One error shape for every error the service answers (documented in contracts/errors.md):
+
+    {"type": "validation_error" | "client_error" | "server_error",
+     "errors": [{"code": "...", "detail": "...", "attr": "title" | null}]}
+
+drf-standardized-errors formats it; this module maps our exceptions onto it.
+"""
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import JsonResponse
+from drf_standardized_errors.handler import ExceptionHandler
+from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
+from rest_framework import exceptions, status
+from rest_framework_simplejwt.exceptions import DetailDictMixin
+
+
+class TaskAPIExceptionHandler(ExceptionHandler):
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, ObjectDoesNotExist):
+            return exceptions.NotFound()
+        if isinstance(exc, DetailDictMixin):
+            # simplejwt's details are dicts (with per-token-class messages): keep one message.
+            detail = exc.detail
+            messages = detail.get("messages") or [{"message": detail.get("detail")}]
+            converted = exceptions.AuthenticationFailed(
+                detail=str(messages[0]["message"]), code="token_not_valid"
+            )
+            converted.auth_header = getattr(exc, "auth_header", None)
+            return converted
+        return super().convert_known_exceptions(exc)
+
+    def get_response(self, exc, data):
+        response = super().get_response(exc, data)
+        if isinstance(exc, exceptions.ValidationError):
+            # A body or parameter that parsed but is not acceptable (RFC 9110 §15.5.21).
+            response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+        return response
+
+
+exception_handler = standardized_exception_handler
+
+
+def error_body(code: str, detail: str, error_type: str = "client_error") -> dict:
+    return {"type": error_type, "errors": [{"code": code, "detail": detail, "attr": None}]}
+
+
+def json_not_found(request, exception=None) -> JsonResponse:
+    """handler404: Django-level 404s (outside the API views) in the same shape."""
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def json_bad_request(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def json_server_error(request) -> JsonResponse:
+    return JsonResponse(error_body("error", "A server error occurred.", "server_error"), status=500)

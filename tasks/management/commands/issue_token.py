@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks.authentication import issue_token
+
+
+class Command(BaseCommand):
+    help = "Print an HS256 bearer token for USER_ID, signed with BETTER_AUTH_SECRET (development)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("user_id")
+        parser.add_argument("--ttl", type=int, default=3600, help="Lifetime in seconds.")
+
+    def handle(self, *args, user_id: str, ttl: int, **options):
+        if not settings.BETTER_AUTH_SECRET:
+            raise CommandError("BETTER_AUTH_SECRET is not set: there is no key to sign with.")
+        if not user_id.strip():
+            raise CommandError("USER_ID must not be empty.")
+        if ttl <= 0:
+            raise CommandError("--ttl must be a positive number of seconds.")
+        self.stdout.write(issue_token(user_id, ttl_seconds=ttl))

@@ -1,0 +1,13 @@
+class NoAuthTablesRouter:
+    """Keep `django.contrib.auth` and `contenttypes` tables out of the database.
+
+    simplejwt imports both apps, so they are installed; the user exists only as the token's
+    `sub`, so none of their tables may exist.
+    """
+
+    excluded_app_labels = frozenset({"auth", "contenttypes"})
+
+    def allow_migrate(self, db, app_label, **hints):
+        if app_label in self.excluded_app_labels:
+            return False
+        return None

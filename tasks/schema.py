@@ -1,0 +1,87 @@
+"""OpenAPI generation: each operation documents the errors it can answer, in the one shape."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+
+ERROR_TYPES = ("validation_error", "client_error", "server_error")
+
+ERROR_DESCRIPTIONS = {
+    "400": "Malformed JSON, or a body that is not a JSON object.",
+    "401": "Missing, malformed, expired or otherwise invalid bearer token.",
+    "404": "No such task for the caller (also another user's task, or a malformed id).",
+    "413": "The request body is over 1 MiB.",
+    "415": "The body is not `application/json`.",
+    "422": "Validation failed; each error names its field (`attr`).",
+    "503": "The database is unreachable; retry after `Retry-After` seconds.",
+}
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable error code.")
+    detail = serializers.CharField(help_text="Human-readable message.")
+    attr = serializers.CharField(
+        allow_null=True, help_text="The field or parameter the error concerns, if any."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ERROR_TYPES)
+    errors = ErrorItemSerializer(many=True)
+
+    class Meta:
+        ref_name = "Error"
+
+
+class TaskAPIAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for code in self.error_status_codes():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ErrorSerializer, code)
+                responses[code]["description"] = ERROR_DESCRIPTIONS[code]
+        if "401" in responses:
+            responses["401"]["headers"] = {
+                "WWW-Authenticate": {
+                    "schema": {"type": "string"},
+                    "description": 'The bearer challenge (RFC 6750), e.g. `Bearer realm="api"`.',
+                }
+            }
+        return responses
+
+    def error_status_codes(self) -> list[str]:
+        codes = set()
+        authenticated = any(isinstance(p, IsAuthenticated) for p in self.view.get_permissions())
+        if authenticated:
+            codes |= {"401", "503"}
+        if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer():
+            codes |= {"400", "413", "415", "422"}
+        if getattr(self.view, "action", None) == "list":
+            codes |= {"422"}  # a bad query parameter
+        if "{id}" in self.path:
+            codes |= {"404"}
+        return sorted(codes)
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "tasks.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+    priority = 1
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT whose `sub` is the user id: HS256 signed with "
+            "`BETTER_AUTH_SECRET`, or (when `BETTER_AUTH_URL` is set) signed by the Better Auth "
+            "server's keys, published as its JWKS.",
+        }
+
+
+def without_trailing_slashes(endpoints):
+    """Document `/v1/tasks/{id}` rather than the router's optional-slash form `/v1/tasks/{id}/`."""
+    return [(path.rstrip("/") or "/", *rest) for path, *rest in endpoints]

@@ -1,0 +1,56 @@
+"""The query budget per route (authentication adds none; a list page is one query)."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from tasks.tests.test_pagination import seed
+
+
+def test_the_suite_runs_on_the_database_it_was_given():
+    """A PostgreSQL run that silently fell back to SQLite would prove nothing."""
+    url = os.environ.get("DATABASE_URL", "")
+    expected = "postgresql" if url.startswith(("postgres://", "postgresql://")) else "sqlite"
+    assert connection.vendor == expected
+
+
+def test_a_list_page_is_one_query_however_many_tasks(alice, django_assert_num_queries):
+    seed("alice", 120)
+    with django_assert_num_queries(1):
+        first = alice.get("/v1/tasks?page_size=50").json()
+    with django_assert_num_queries(1):
+        alice.get(first["next"])
+    with django_assert_num_queries(1):
+        alice.get("/v1/tasks?completed=false&page_size=200")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "budget"),
+    [
+        ("post", "/v1/tasks", {"title": "x"}, 1),
+        ("get", "/v1/tasks/{id}", None, 1),
+        ("put", "/v1/tasks/{id}", {"title": "y"}, 2),
+        ("patch", "/v1/tasks/{id}", {"completed": True}, 2),
+        ("post", "/v1/tasks/{id}/toggle", None, 1),
+        ("delete", "/v1/tasks/{id}", None, 2),
+    ],
+)
+def test_each_route_stays_within_its_query_budget(
+    alice, make_task, django_assert_max_num_queries, method, path, body, budget
+):
+    task = make_task()
+    with django_assert_max_num_queries(budget):
+        response = getattr(alice, method)(path.format(id=task["id"]), body, format="json")
+    assert response.status_code < 300
+
+
+def test_a_rejected_token_costs_no_query(api_client, db, django_assert_num_queries):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+    with django_assert_num_queries(0):
+        assert api_client.get("/v1/tasks").status_code == 401
+
+
+def test_healthz_does_not_touch_the_database(api_client, db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert api_client.get("/healthz").json() == {"status": "ok"}

@@ -1,0 +1,81 @@
+"""The OpenAPI description: served, complete, and the same as the committed contract."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import call_command
+
+CONTRACT = Path(settings.BASE_DIR) / "specs/001-backend-api-data/contracts/tasks.openapi.yaml"
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("schema") / "schema.yaml"
+    call_command("spectacular", "--file", str(path), "--validate", "--fail-on-warn")
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_committed_contract_matches_the_generated_schema(generated):
+    committed = yaml.safe_load(CONTRACT.read_text())
+    assert generated == committed, "contracts/tasks.openapi.yaml is stale: run `make schema`"
+
+
+def test_the_schema_route_serves_yaml_and_json_without_auth(api_client, generated):
+    as_yaml = api_client.get("/v1/schema")
+    assert as_yaml.status_code == 200
+    assert "openapi" in as_yaml["Content-Type"] or "yaml" in as_yaml["Content-Type"]
+    assert yaml.safe_load(as_yaml.content) == generated
+    as_json = api_client.get("/v1/schema?format=json")
+    assert as_json.status_code == 200
+    assert as_json.json() == generated
+
+
+def test_the_docs_route_serves_swagger_ui_from_our_own_static_files(api_client):
+    response = api_client.get("/v1/docs")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn" not in page.lower()
+
+
+EXPECTED_OPERATIONS = {
+    ("/v1/tasks", "get"): {"200", "401", "422", "503"},
+    ("/v1/tasks", "post"): {"201", "400", "401", "413", "415", "422", "503"},
+    ("/v1/tasks/{id}", "get"): {"200", "401", "404", "503"},
+    ("/v1/tasks/{id}", "put"): {"200", "400", "401", "404", "413", "415", "422", "503"},
+    ("/v1/tasks/{id}", "patch"): {"200", "400", "401", "404", "413", "415", "422", "503"},
+    ("/v1/tasks/{id}", "delete"): {"204", "401", "404", "503"},
+    ("/v1/tasks/{id}/toggle", "post"): {"200", "401", "404", "503"},
+    ("/healthz", "get"): {"200"},
+    ("/readyz", "get"): {"200", "503"},
+}
+
+
+def test_every_route_and_its_error_responses_are_described(generated):
+    operations = {
+        (path, method): set(operation["responses"])
+        for path, item in generated["paths"].items()
+        for method, operation in item.items()
+    }
+    assert operations == EXPECTED_OPERATIONS
+
+
+def test_task_routes_require_the_bearer_scheme(generated):
+    scheme = generated["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, item in generated["paths"].items():
+        for operation in item.values():
+            secured = operation.get("security") == [{"bearerAuth": []}]
+            assert secured is path.startswith("/v1/tasks")
+
+
+def test_the_task_schema_states_the_field_rules(generated):
+    schemas = generated["components"]["schemas"]
+    request = schemas["TaskRequest"]
+    assert request["required"] == ["title"]
+    assert request["properties"]["title"]["maxLength"] == 255
+    assert request["properties"]["details"]["maxLength"] == 10_000
+    assert request["properties"]["details"]["nullable"] is True
+    assert set(schemas["Task"]["required"]) >= {"id", "user_id", "created_at", "updated_at"}

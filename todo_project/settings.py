@@ -1,0 +1,193 @@
+"""Settings for the Tasks API, read from the environment (12-factor) and an optional `.env`.
+
+Production safety is the default: DEBUG is off and the service refuses to start without a key to
+check tokens with. Development is opt-in (`make run` writes a `.env` with DEBUG on).
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# Real environment variables win over the file.
+environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# --- Token verification ---------------------------------------------------------------------
+BETTER_AUTH_SECRET = env.str("BETTER_AUTH_SECRET", default="")
+BETTER_AUTH_SECRET_MIN_LENGTH = 32
+JWT_ISSUER = env.str("JWT_ISSUER", default="") or None
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or None
+JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+
+if not DEBUG and len(BETTER_AUTH_SECRET) < BETTER_AUTH_SECRET_MIN_LENGTH:
+    # ImproperlyConfigured (not SystemExit) so that the gunicorn master exits instead of
+    # restarting workers in a loop.
+    raise ImproperlyConfigured(
+        f"BETTER_AUTH_SECRET must be set to at least {BETTER_AUTH_SECRET_MIN_LENGTH} characters "
+        "when DEBUG is off."
+    )
+if not 0 <= JWT_LEEWAY_SECONDS <= 60:
+    raise ImproperlyConfigured("JWT_LEEWAY_SECONDS must be between 0 and 60.")
+
+# Nothing in this service signs data with Django's key (no sessions, no CSRF cookies, no
+# password resets), so a per-process random key is safe when none is given.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or get_random_secret_key()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# --- Applications -----------------------------------------------------------------------------
+INSTALLED_APPS = [
+    # simplejwt imports django.contrib.auth (which needs contenttypes); the database router keeps
+    # both apps' tables out of the database.
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "todo_project.urls"
+WSGI_APPLICATION = "todo_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASE_ROUTERS = ["tasks.routers.NoAuthTablesRouter"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A transaction-mode pooler (Neon's pooled endpoint, PgBouncer) cannot keep a cursor open
+    # across transactions.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+else:
+    # Several gunicorn workers may write to the same SQLite file.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Internationalisation and time ------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- Static files (Swagger UI, the browsable API) ---------------------------------------------
+STATIC_URL = "/static/"
+# WhiteNoise serves straight from the installed apps: no collectstatic step to forget on deploy.
+WHITENOISE_USE_FINDERS = True
+
+# --- Request limits ---------------------------------------------------------------------------
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+APPEND_SLASH = False
+
+# --- REST framework ---------------------------------------------------------------------------
+_renderers = ["tasks.renderers.ORJSONRenderer"]
+_parsers = ["tasks.parsers.JSONObjectParser"]
+_authentication = ["tasks.authentication.BearerTokenAuthentication"]
+if DEBUG:
+    # The browsable API, for debugging in a browser (README: "Browsing the API").
+    _renderers.append("rest_framework.renderers.BrowsableAPIRenderer")
+    _parsers += ["rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"]
+    _authentication.append("tasks.authentication.DevelopmentCookieAuthentication")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": _authentication,
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": _renderers,
+    "DEFAULT_PARSER_CLASSES": _parsers,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "tasks.schema.TaskAPIAutoSchema",
+    "EXCEPTION_HANDLER": "tasks.exceptions.exception_handler",
+    "DEFAULT_VERSIONING_CLASS": None,
+}
+
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "tasks.exceptions.TaskAPIExceptionHandler",
+    # JSON errors with DEBUG on too: the contract allows no HTML page under /v1.
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+}
+
+SIMPLE_JWT = {
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_CLAIM": "sub",
+    "USER_ID_FIELD": "id",
+    # Better Auth tokens carry neither a token type nor a jti.
+    "TOKEN_TYPE_CLAIM": None,
+    "JTI_CLAIM": None,
+    "AUTH_TOKEN_CLASSES": ("tasks.authentication.AccessToken",),
+    "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tasks API",
+    "DESCRIPTION": "A multi-user todo tasks service. Every task belongs to the user named by the "
+    "bearer token's `sub` claim; nobody sees, changes or learns of another user's tasks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    # Routes answer with and without the trailing slash; the schema names the canonical form.
+    "PREPROCESSING_HOOKS": ["tasks.schema.without_trailing_slashes"],
+}
+
+# --- Security headers (HSTS and the proxy header are for deployments behind TLS) ---------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from tasks.views import Healthz, Readyz, TaskViewSet, UnknownAPIPath, development_login
+
+router = SimpleRouter(trailing_slash=False)
+# Every path answers with and without the trailing slash, with no redirect.
+router.trailing_slash = "/?"
+router.register("tasks", TaskViewSet, basename="task")
+
+urlpatterns = [
+    re_path(r"^v1/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^v1/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^v1/", include(router.urls)),
+    re_path(r"^v1(?:/.*)?$", UnknownAPIPath.as_view()),
+    re_path(r"^healthz/?$", Healthz.as_view(), name="healthz"),
+    re_path(r"^readyz/?$", Readyz.as_view(), name="readyz"),
+]
+
+if settings.DEBUG:
+    urlpatterns.append(path("dev/login", development_login, name="development-login"))
+
+handler400 = "tasks.exceptions.json_bad_request"
+handler404 = "tasks.exceptions.json_not_found"
+handler500 = "tasks.exceptions.json_server_error"

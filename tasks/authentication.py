@@ -2,9 +2,9 @@
 minted).
 
 Built on simplejwt's stateless authentication: the request user is a `TokenUser` whose `id` is
-the token's `sub`; no database is touched. Keys come from key sources, each of which maps a
-token header to one key bound to one algorithm (RFC 8725 §3.1), so that an HS256 token can never
-be checked against a public key and vice versa.
+the token's `sub`; no database is touched. Keys come from key sources (the shared secret, Better
+Auth's JWKS), each of which maps a token header to one key bound to one algorithm (RFC 8725
+§3.1), so that an HS256 token can never be checked against a public key, nor the reverse.
 """
 
 from __future__ import annotations
@@ -19,20 +19,21 @@ from django.conf import settings
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.tokens import Token
+
+from .jwks import JwksKeys, KeyNotFound
 
 SHARED_SECRET_ALGORITHM = "HS256"
 DEVELOPMENT_COOKIE_NAME = "dev_api_token"
 
 
-class KeyNotFound(TokenError):
-    """No configured key source has a key for this token's header (algorithm, `kid`)."""
-
-
 class SharedSecretKeys:
     """HS256 with `BETTER_AUTH_SECRET`: for frontends that mint their own tokens with it."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, issuer: str | None, audience: str | None) -> None:
+        self.issuer = issuer
+        self.audience = audience
         self.key = jwt.PyJWK.from_dict(
             {"kty": "oct", "k": jwt.utils.base64url_encode(secret.encode()).decode()},
             algorithm=SHARED_SECRET_ALGORITHM,
@@ -43,30 +44,29 @@ class SharedSecretKeys:
 
 
 class BetterAuthTokenBackend(TokenBackend):
-    """Decodes a token with the key its header names, from the configured key sources."""
+    """Decodes a token with the key its header names, from the first source that has one."""
 
-    def __init__(self, key_sources, *, issuer, audience, leeway) -> None:
-        super().__init__(SHARED_SECRET_ALGORITHM, issuer=issuer, audience=audience, leeway=leeway)
+    def __init__(self, key_sources, *, leeway: int) -> None:
+        super().__init__(SHARED_SECRET_ALGORITHM, leeway=leeway)
         self.key_sources = key_sources
-
-    def key_for(self, header: dict) -> jwt.PyJWK:
-        for source in self.key_sources:
-            key = source.key_for(header)
-            if key is not None:
-                return key
-        raise KeyNotFound("Token is invalid: no key for its algorithm")
 
     def decode(self, token, verify: bool = True) -> dict:
         try:
-            key = self.key_for(jwt.get_unverified_header(token))
+            header = jwt.get_unverified_header(token)
+            for source in self.key_sources:
+                key = source.key_for(header)
+                if key is not None:
+                    break
+            else:
+                raise KeyNotFound("Token is invalid: no key for its algorithm")
             return jwt.decode(
                 token,
                 key,
                 algorithms=[key.algorithm_name],
-                issuer=self.issuer,
-                audience=self.audience,
+                issuer=source.issuer,
+                audience=source.audience,
                 leeway=self.get_leeway(),
-                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+                options={"require": ["exp", "sub"], "verify_aud": source.audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("Token is expired") from exc
@@ -76,15 +76,30 @@ class BetterAuthTokenBackend(TokenBackend):
 
 @cache
 def token_backend() -> BetterAuthTokenBackend:
+    """The backend built from settings, once per process (the JWKS cache lives in it)."""
+    algorithms = frozenset(settings.JWT_ALGORITHMS)
     sources = []
-    if settings.BETTER_AUTH_SECRET:
-        sources.append(SharedSecretKeys(settings.BETTER_AUTH_SECRET))
-    return BetterAuthTokenBackend(
-        sources,
-        issuer=settings.JWT_ISSUER,
-        audience=settings.JWT_AUDIENCE,
-        leeway=settings.JWT_LEEWAY_SECONDS,
-    )
+    if settings.BETTER_AUTH_SECRET and SHARED_SECRET_ALGORITHM in algorithms:
+        sources.append(
+            SharedSecretKeys(
+                settings.BETTER_AUTH_SECRET,
+                issuer=settings.JWT_ISSUER,
+                audience=settings.JWT_AUDIENCE,
+            )
+        )
+    if settings.BETTER_AUTH_JWKS_URL:
+        sources.append(
+            JwksKeys(
+                settings.BETTER_AUTH_JWKS_URL,
+                algorithms=algorithms - {SHARED_SECRET_ALGORITHM},
+                issuer=settings.JWT_ISSUER or settings.BETTER_AUTH_URL,
+                audience=settings.JWT_AUDIENCE or settings.BETTER_AUTH_URL,
+                cache_seconds=settings.JWKS_CACHE_SECONDS,
+                miss_refetch_seconds=settings.JWKS_MISS_REFETCH_SECONDS,
+                fetch_timeout=settings.JWKS_FETCH_TIMEOUT_SECONDS,
+            )
+        )
+    return BetterAuthTokenBackend(sources, leeway=settings.JWT_LEEWAY_SECONDS)
 
 
 class AccessToken(Token):
@@ -102,6 +117,15 @@ class AccessToken(Token):
         subject = self.payload.get("sub")
         if not isinstance(subject, str) or not subject:
             raise TokenError("Token has no user id (sub)")
+
+
+class TokenClaimsUser(TokenUser):
+    """The request user: `id` is the token's `sub`; the other claims (email, name…) are kept for
+    logs, never for authorization."""
+
+    @property
+    def claims(self) -> dict:
+        return dict(self.token.payload)
 
 
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):

@@ -29,6 +29,12 @@ class TaskAPIExceptionHandler(ExceptionHandler):
             return converted
         return super().convert_known_exceptions(exc)
 
+    def report_exception(self, exc, response) -> None:
+        # A 503 (database or auth server unreachable) is an expected outage, logged where it is
+        # detected; only unexpected 500s go to error reporting.
+        if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
+            super().report_exception(exc, response)
+
     def get_response(self, exc, data):
         response = super().get_response(exc, data)
         if isinstance(exc, exceptions.ValidationError):

@@ -19,18 +19,47 @@ environ.Env.read_env(BASE_DIR / ".env")
 DEBUG = env.bool("DEBUG", default=False)
 
 # --- Token verification ---------------------------------------------------------------------
+# Shared-secret mode: HS256 tokens signed with BETTER_AUTH_SECRET. JWKS mode: tokens signed by a
+# Better Auth server's own keys (EdDSA by default), published at BETTER_AUTH_URL/api/auth/jwks.
+# Either or both.
 BETTER_AUTH_SECRET = env.str("BETTER_AUTH_SECRET", default="")
 BETTER_AUTH_SECRET_MIN_LENGTH = 32
+BETTER_AUTH_URL = env.str("BETTER_AUTH_URL", default="").rstrip("/") or None
+BETTER_AUTH_JWKS_URL = env.str("BETTER_AUTH_JWKS_URL", default="") or (
+    f"{BETTER_AUTH_URL}/api/auth/jwks" if BETTER_AUTH_URL else None
+)
+JWKS_ALGORITHMS = ["EdDSA", "ES256", "ES512", "PS256", "RS256"]  # what Better Auth can sign with
+SUPPORTED_JWT_ALGORITHMS = ["HS256", *JWKS_ALGORITHMS]
+JWT_ALGORITHMS = env.list(
+    "JWT_ALGORITHMS",
+    default=(["HS256"] if BETTER_AUTH_SECRET else [])
+    + (JWKS_ALGORITHMS if BETTER_AUTH_JWKS_URL else []),
+)
 JWT_ISSUER = env.str("JWT_ISSUER", default="") or None
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or None
 JWT_LEEWAY_SECONDS = env.int("JWT_LEEWAY_SECONDS", default=30)
+JWKS_CACHE_SECONDS = env.int("JWKS_CACHE_SECONDS", default=600)
+JWKS_MISS_REFETCH_SECONDS = env.int("JWKS_MISS_REFETCH_SECONDS", default=30)
+JWKS_FETCH_TIMEOUT_SECONDS = env.float("JWKS_FETCH_TIMEOUT_SECONDS", default=3.0)
 
-if not DEBUG and len(BETTER_AUTH_SECRET) < BETTER_AUTH_SECRET_MIN_LENGTH:
-    # ImproperlyConfigured (not SystemExit) so that the gunicorn master exits instead of
-    # restarting workers in a loop.
+# ImproperlyConfigured (not SystemExit) so that the gunicorn master exits instead of restarting
+# workers in a loop.
+if (
+    not DEBUG
+    and not BETTER_AUTH_JWKS_URL
+    and len(BETTER_AUTH_SECRET) < BETTER_AUTH_SECRET_MIN_LENGTH
+):
     raise ImproperlyConfigured(
-        f"BETTER_AUTH_SECRET must be set to at least {BETTER_AUTH_SECRET_MIN_LENGTH} characters "
-        "when DEBUG is off."
+        f"BETTER_AUTH_SECRET must be set to at least {BETTER_AUTH_SECRET_MIN_LENGTH} characters, "
+        "or BETTER_AUTH_URL (Better Auth's JWKS) must be set, when DEBUG is off."
+    )
+if not DEBUG and 0 < len(BETTER_AUTH_SECRET) < BETTER_AUTH_SECRET_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"BETTER_AUTH_SECRET must be at least {BETTER_AUTH_SECRET_MIN_LENGTH} characters."
+    )
+if unknown := set(JWT_ALGORITHMS) - set(SUPPORTED_JWT_ALGORITHMS):
+    raise ImproperlyConfigured(
+        f"JWT_ALGORITHMS: unsupported {sorted(unknown)}; use {list(SUPPORTED_JWT_ALGORITHMS)}."
     )
 if not 0 <= JWT_LEEWAY_SECONDS <= 60:
     raise ImproperlyConfigured("JWT_LEEWAY_SECONDS must be between 0 and 60.")
@@ -151,7 +180,7 @@ SIMPLE_JWT = {
     "TOKEN_TYPE_CLAIM": None,
     "JTI_CLAIM": None,
     "AUTH_TOKEN_CLASSES": ("tasks.authentication.AccessToken",),
-    "TOKEN_USER_CLASS": "rest_framework_simplejwt.models.TokenUser",
+    "TOKEN_USER_CLASS": "tasks.authentication.TokenClaimsUser",
 }
 
 SPECTACULAR_SETTINGS = {

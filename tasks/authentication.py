@@ -16,6 +16,7 @@ from functools import cache
 import jwt
 import jwt.utils
 from django.conf import settings
+from rest_framework.authentication import SessionAuthentication
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
@@ -151,6 +152,8 @@ class DevelopmentCookieAuthentication(BearerTokenAuthentication):
         if not settings.DEBUG or not raw_token:
             return None
         validated_token = self.get_validated_token(raw_token.encode())
+        # A cookie is sent by the browser on its own: unsafe methods need the CSRF token too.
+        SessionAuthentication().enforce_csrf(request)
         return self.get_user(validated_token), validated_token
 
 

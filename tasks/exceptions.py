@@ -6,18 +6,37 @@
 drf-standardized-errors formats it; this module maps our exceptions onto it.
 """
 
+import logging
+
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from drf_standardized_errors.handler import ExceptionHandler
 from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
 from rest_framework import exceptions, status
 from rest_framework_simplejwt.exceptions import DetailDictMixin
 
+logger = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; retry shortly."
+    default_code = "database_unavailable"
+
 
 class TaskAPIExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, ObjectDoesNotExist):
             return exceptions.NotFound()
+        if isinstance(exc, OperationalError | InterfaceError):
+            # The database is unreachable (or, on SQLite, locked): a retryable outage.
+            logger.warning("Database unavailable: %s", exc)
+            unavailable = DatabaseUnavailable()
+            unavailable.wait = DATABASE_RETRY_AFTER_SECONDS
+            return unavailable
         if isinstance(exc, DetailDictMixin):
             # simplejwt's details are dicts (with per-token-class messages): keep one message.
             detail = exc.detail

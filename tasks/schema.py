@@ -11,11 +11,21 @@ ERROR_DESCRIPTIONS = {
     "400": "Malformed JSON, or a body that is not a JSON object.",
     "401": "Missing, malformed, expired or otherwise invalid bearer token.",
     "404": "No such task for the caller (also another user's task, or a malformed id).",
+    "409": "The caller already has `MAX_TASKS_PER_USER` tasks; nothing was stored.",
+    "412": "The task's ETag no longer matches `If-Match`; nothing was changed.",
     "413": "The request body is over 1 MiB.",
     "415": "The body is not `application/json`.",
-    "422": "Validation failed; each error names its field (`attr`).",
-    "503": "The database is unreachable; retry after `Retry-After` seconds.",
+    "422": "Validation failed; each error names its field or parameter (`attr`).",
+    "429": "Too many requests for this user; retry after `Retry-After` seconds.",
+    "503": "The database (or the auth server's keys) is unreachable; retry after `Retry-After`.",
 }
+
+RESPONSE_HEADERS = {
+    "401": {"WWW-Authenticate": 'The bearer challenge (RFC 6750), e.g. `Bearer realm="api"`.'},
+    "429": {"Retry-After": "Seconds until the window resets."},
+    "503": {"Retry-After": "Seconds to wait before retrying."},
+}
+WRITE_ACTIONS = {"update", "partial_update", "destroy", "toggle"}
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -43,24 +53,28 @@ class TaskAPIAutoSchema(AutoSchema):
             if code not in responses:
                 responses[code] = self._get_response_for_code(ErrorSerializer, code)
                 responses[code]["description"] = ERROR_DESCRIPTIONS[code]
-        if "401" in responses:
-            responses["401"]["headers"] = {
-                "WWW-Authenticate": {
-                    "schema": {"type": "string"},
-                    "description": 'The bearer challenge (RFC 6750), e.g. `Bearer realm="api"`.',
+        for code, headers in RESPONSE_HEADERS.items():
+            if code in responses:
+                responses[code]["headers"] = {
+                    name: {"schema": {"type": "string"}, "description": description}
+                    for name, description in headers.items()
                 }
-            }
         return responses
 
     def error_status_codes(self) -> list[str]:
         codes = set()
+        action = getattr(self.view, "action", None)
         authenticated = any(isinstance(p, IsAuthenticated) for p in self.view.get_permissions())
         if authenticated:
-            codes |= {"401", "503"}
+            codes |= {"401", "429", "503"}
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer():
             codes |= {"400", "413", "415", "422"}
-        if getattr(self.view, "action", None) == "list":
+        if action == "list":
             codes |= {"422"}  # a bad query parameter
+        if action == "create":
+            codes |= {"409", "422"}  # 422 also for a reused Idempotency-Key
+        if action in WRITE_ACTIONS:
+            codes |= {"412"}
         if "{id}" in self.path:
             codes |= {"404"}
         return sorted(codes)

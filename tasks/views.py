@@ -1,11 +1,22 @@
+import re
+
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import get_conditional_response
+from django.utils.http import parse_etags
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,18 +24,54 @@ from . import services
 from .authentication import DEVELOPMENT_COOKIE_NAME
 from .exceptions import error_body
 from .filters import TaskFilter
-from .models import Task
+from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
 from .pagination import KeysetPagination
 from .serializers import TaskSerializer
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Apply only if the task's current ETag is one of these (else 412).",
+)
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Answer 304 (no body) if the task's ETag is one of these.",
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Retries with the same key (24 h, per user) replay the first 201 response and "
+    "create nothing; the same key with a different body is a 422.",
+)
+ETAG_HEADER = OpenApiResponse(
+    TaskSerializer,
+    description="The task; its `ETag` header is its current version.",
+)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List the caller's tasks, newest first"),
-    create=extend_schema(summary="Create a task"),
-    retrieve=extend_schema(summary="Get a task"),
-    update=extend_schema(summary="Replace a task's writable fields (omitted optional ones stay)"),
-    partial_update=extend_schema(summary="Change some of a task's writable fields"),
-    destroy=extend_schema(summary="Delete a task"),
+    create=extend_schema(
+        summary="Create a task", parameters=[IDEMPOTENCY_KEY], responses={201: ETAG_HEADER}
+    ),
+    retrieve=extend_schema(
+        summary="Get a task", parameters=[IF_NONE_MATCH], responses={200: ETAG_HEADER, 304: None}
+    ),
+    update=extend_schema(
+        summary="Replace a task's writable fields (omitted optional ones stay)",
+        parameters=[IF_MATCH],
+        responses={200: ETAG_HEADER},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a task's writable fields",
+        parameters=[IF_MATCH],
+        responses={200: ETAG_HEADER},
+    ),
+    destroy=extend_schema(summary="Delete a task", parameters=[IF_MATCH]),
 )
 class TaskViewSet(viewsets.ModelViewSet):
     """Tasks of the caller (the token's `sub`); another user's task is a 404, as a missing one."""
@@ -37,16 +84,98 @@ class TaskViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return Task.objects.for_user(self.request.user.id)
 
-    def perform_create(self, serializer):
-        serializer.save(user_id=self.request.user.id)
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+
+        def create() -> dict:
+            task = services.task_create(
+                user_id=request.user.id,
+                fields=serializer.validated_data,
+                max_tasks=settings.MAX_TASKS_PER_USER,
+            )
+            return {"body": self.get_serializer(task).data, "etag": task.etag}
+
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            created, replayed = create(), False
+        else:
+            if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+                raise ValidationError(
+                    {"Idempotency-Key": [f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+                )
+            created, replayed = services.task_create_idempotent(
+                user_id=request.user.id,
+                key=key,
+                fingerprint=services.request_fingerprint(request.data),
+                create=create,
+            )
+        headers = {
+            "ETag": created["etag"],
+            "Location": request.build_absolute_uri(f"/v1/tasks/{created['body']['id']}"),
+        }
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(created["body"], status=status.HTTP_201_CREATED, headers=headers)
+
+    def retrieve(self, request, *args, **kwargs):
+        task = self.get_object()
+        not_modified = get_conditional_response(request, etag=task.etag)
+        if not_modified is not None:
+            not_modified["ETag"] = task.etag
+            return not_modified
+        return self.task_response(task)
+
+    def update(self, request, *args, partial=False, **kwargs):
+        serializer = self.get_serializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        task = services.task_update(
+            tasks=self.get_queryset(),
+            task_id=kwargs["pk"],
+            changes=serializer.validated_data,
+            versions=if_match_versions(request),
+        )
+        return self.task_response(task)
+
+    def destroy(self, request, *args, **kwargs):
+        services.task_delete(
+            tasks=self.get_queryset(), task_id=kwargs["pk"], versions=if_match_versions(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Flip a task's `completed` atomically", request=None, responses=TaskSerializer
+        summary="Flip a task's `completed` atomically",
+        parameters=[IF_MATCH],
+        request=None,
+        responses={200: ETAG_HEADER},
     )
     @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
     def toggle(self, request, pk=None):
-        task = services.task_toggle(tasks=self.get_queryset(), task_id=pk)
-        return Response(TaskSerializer(task, context=self.get_serializer_context()).data)
+        task = services.task_toggle(
+            tasks=self.get_queryset(), task_id=pk, versions=if_match_versions(request)
+        )
+        return self.task_response(task)
+
+    def task_response(self, task: Task) -> Response:
+        data = TaskSerializer(task, context=self.get_serializer_context()).data
+        return Response(data, headers={"ETag": task.etag})
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in getattr(request, "rate_limit_headers", {}).items():
+            response[header] = value
+        return response
+
+
+def if_match_versions(request) -> services.Versions:
+    """The task versions an `If-Match` header accepts (RFC 9110 §13.1.1: strong comparison)."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    etags = parse_etags(header)
+    if etags == ["*"]:
+        return services.ANY_VERSION
+    return [int(etag[1:-1]) for etag in etags if re.fullmatch(r'"[0-9]{1,9}"', etag)]
 
 
 class UnknownAPIPath(APIView):

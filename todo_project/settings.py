@@ -86,6 +86,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tasks.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -117,9 +118,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # across transactions.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})
+    # An unreachable database must answer 503 within seconds, never hang a worker: a bounded
+    # connect, and a connection whose peer stops acknowledging is dropped (TCP_USER_TIMEOUT).
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+    DATABASES["default"]["OPTIONS"].setdefault("tcp_user_timeout", 5000)
+    DATABASES["default"]["OPTIONS"].setdefault("keepalives_idle", 30)
 else:
     # Several gunicorn workers may write to the same SQLite file.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -130,6 +135,17 @@ else:
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and rate limits ---------------------------------------------------------------------
+# Redis, when given, is shared by every worker: the JWKS keys and the rate-limit counters.
+REDIS_URL = env.str("REDIS_URL", default="") or None
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+RATE_LIMIT = env.str("RATE_LIMIT", default="600/minute")
+MAX_TASKS_PER_USER = env.int("MAX_TASKS_PER_USER", default=100_000)
 
 # --- Internationalisation and time ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -163,6 +179,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": _renderers,
     "DEFAULT_PARSER_CLASSES": _parsers,
+    "DEFAULT_THROTTLE_CLASSES": ["tasks.throttling.UserRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "tasks.schema.TaskAPIAutoSchema",
     "EXCEPTION_HANDLER": "tasks.exceptions.exception_handler",
@@ -216,11 +233,36 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- CORS: the browser frontend's origins ------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "if-match",
+    "if-none-match",
+    "idempotency-key",
+    "x-request-id",
+]
+CORS_EXPOSE_HEADERS = [
+    "etag",
+    "retry-after",
+    "ratelimit",
+    "ratelimit-policy",
+    "x-request-id",
+    "idempotent-replayed",
+]
+CORS_PREFLIGHT_MAX_AGE = 600
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "tasks.logging.JSONFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # The access log already has a line for every 4xx; keep django.request for 5xx.
+        "django.request": {"level": "ERROR"},
+        "tasks.access": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
+    },
 }

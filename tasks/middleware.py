@@ -1,0 +1,40 @@
+"""Request ids and structured access logs: one JSON line per request."""
+
+import logging
+import re
+import time
+import uuid
+
+access_log = logging.getLogger("tasks.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Taken from the client only when it is a plausible id: never a way to inject into logs.
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestLogMiddleware:
+    """Gives each request an id (the client's `X-Request-ID` or a new one), echoes it in the
+    response and logs method, path (without query string), status, user id and latency."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request.request_id
+        user = getattr(request, "user", None)
+        access_log.info(
+            "request",
+            extra={
+                "request_id": request.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "user_id": getattr(user, "id", None),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response

@@ -37,6 +37,15 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# A benchmark against the FastAPI peer and the framework-free ceiling (needs PostgreSQL).
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Concurrent clients, a worker killed mid-run; fails on any lost write or cross-user leak.
+soak: $(BIN)/.installed
+	DATABASE_URL="$${DATABASE_URL:-postgres://root@127.0.0.1:5432/test}" $(BIN)/python soak/run.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 

@@ -23,6 +23,10 @@ preload_app = True
 keepalive = 5
 graceful_timeout = 10
 timeout = 30
+# The service writes its own JSON access log (tasks.middleware).
 accesslog = None
+# gunicorn 27 puts every master's control socket at ~/.gunicorn/gunicorn.ctl: several instances
+# on one host (two ports, tests, the benchmark) would fight over it, and nothing here uses it.
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")

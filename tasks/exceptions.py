@@ -16,6 +16,8 @@ from drf_standardized_errors.handler import exception_handler as standardized_ex
 from rest_framework import exceptions, status
 from rest_framework_simplejwt.exceptions import DetailDictMixin
 
+from .bulk import BulkOperationFailed
+
 logger = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -54,9 +56,19 @@ class TaskAPIExceptionHandler(ExceptionHandler):
         if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
             super().report_exception(exc, response)
 
+    def format_exception(self, exc) -> dict:
+        if isinstance(exc, BulkOperationFailed):
+            # The failing operation's own error, located in the batch.
+            data = super().format_exception(exc.error)
+            prefix = f"operations.{exc.index}"
+            for error in data["errors"]:
+                error["attr"] = f"{prefix}.{error['attr']}" if error["attr"] else prefix
+            return data
+        return super().format_exception(exc)
+
     def get_response(self, exc, data):
         response = super().get_response(exc, data)
-        if isinstance(exc, exceptions.ValidationError):
+        if isinstance(getattr(exc, "error", exc), exceptions.ValidationError):
             # A body or parameter that parsed but is not acceptable (RFC 9110 §15.5.21).
             response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
         return response

@@ -1,24 +1,70 @@
-import django_filters
 from django import forms
+from django.db.models import Q
+from django.utils import timezone
+from django_filters import rest_framework as filters
+
+from .models import Priority
+from .serializers import parse_due
 
 BOOLEAN_WORDS = {"true": True, "false": False}
+SEARCH_MAX_LENGTH = 200
 
 
 class TaskFilterForm(forms.Form):
-    def clean_completed(self) -> str:
-        # `?completed=` is a value too, and not one of the two allowed.
-        value = self.cleaned_data["completed"]
-        if "completed" in self.data and value not in BOOLEAN_WORDS:
-            raise forms.ValidationError("Must be `true` or `false`.", code="invalid_choice")
-        return value
+    def clean(self):
+        cleaned = super().clean()
+        # `?completed=` or `?overdue=` is a value too, and not one of the two allowed.
+        for name in ("completed", "overdue"):
+            if name in self.data and cleaned.get(name) not in BOOLEAN_WORDS:
+                self.add_error(name, forms.ValidationError("Must be `true` or `false`.", "invalid"))
+        return cleaned
 
 
-class TaskFilter(django_filters.FilterSet):
+class DueField(forms.CharField):
+    def clean(self, value):
+        value = super().clean(value)
+        if value in (None, ""):
+            return None
+        parsed = parse_due(value.strip())
+        if parsed is None:
+            raise forms.ValidationError(
+                "Must be an RFC 3339 date-time with an offset, or a YYYY-MM-DD date.", "invalid"
+            )
+        return parsed
+
+
+class DueFilter(filters.Filter):
+    field_class = DueField
+
+
+class TaskFilter(filters.FilterSet):
     # Exactly `true` or `false`: django-filter's BooleanFilter also takes `1`, `True`, `yes`.
-    completed = django_filters.ChoiceFilter(
+    completed = filters.ChoiceFilter(
         choices=[(word, word) for word in BOOLEAN_WORDS],
         method="filter_completed",
         help_text="Only completed (`true`) or only open (`false`) tasks.",
+    )
+    due_after = DueFilter(
+        field_name="due_at", lookup_expr="gte", help_text="Due at or after (inclusive)."
+    )
+    due_before = DueFilter(
+        field_name="due_at", lookup_expr="lt", help_text="Due before (exclusive)."
+    )
+    overdue = filters.ChoiceFilter(
+        choices=[(word, word) for word in BOOLEAN_WORDS],
+        method="filter_overdue",
+        help_text="`true`: due before now and not completed; `false`: the others.",
+    )
+    priority = filters.MultipleChoiceFilter(
+        choices=[(label, label) for label in Priority.labels],
+        method="filter_priority",
+        help_text="One or more priorities (repeat the parameter).",
+    )
+    label = filters.CharFilter(method="filter_label", help_text="Tasks carrying this label.")
+    q = filters.CharFilter(
+        method="filter_search",
+        max_length=SEARCH_MAX_LENGTH,
+        help_text="Case-insensitive text in the title or details.",
     )
 
     class Meta:
@@ -26,3 +72,18 @@ class TaskFilter(django_filters.FilterSet):
 
     def filter_completed(self, queryset, name: str, value: str):
         return queryset.filter(completed=BOOLEAN_WORDS[value])
+
+    def filter_overdue(self, queryset, name: str, value: str):
+        overdue = Q(completed=False, due_at__lt=timezone.now())
+        return queryset.filter(overdue if BOOLEAN_WORDS[value] else ~overdue)
+
+    def filter_priority(self, queryset, name: str, value: list[str]):
+        if not value:
+            return queryset
+        return queryset.filter(priority__in=[Priority.labels.index(v) for v in value])
+
+    def filter_label(self, queryset, name: str, value: str):
+        return queryset.filter(labels__has_label=value.strip())
+
+    def filter_search(self, queryset, name: str, value: str):
+        return queryset.filter(Q(title__icontains=value) | Q(details__icontains=value))

@@ -1,18 +1,54 @@
 import uuid
 
 from django.db import connections, models
-from django.db.models import sql
+from django.db.models import Q, sql
 from django.utils import timezone
 
 TITLE_MAX_LENGTH = 255
 DETAILS_MAX_LENGTH = 10_000
 USER_ID_MAX_LENGTH = 255
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+LABEL_MAX_LENGTH = 50
+LABELS_MAX_COUNT = 20
+RECURRENCE_MAX_LENGTH = 500
+POSITION_MAX_LENGTH = 64
+
+
+class Priority(models.IntegerChoices):
+    """Stored as its rank, so that ordering by priority is ordering by an indexed integer."""
+
+    NONE = 0, "none"
+    LOW = 1, "low"
+    MEDIUM = 2, "medium"
+    HIGH = 3, "high"
+
+
+class NextChangeSeq(models.Func):
+    """The change sequence number a write stamps on a row, for incremental sync.
+
+    PostgreSQL: the writing transaction's id. A reader only hands out changes below the oldest
+    transaction still in progress (`sync_horizon`), so a change that commits late is never
+    skipped. SQLite has one writer at a time, so `max + 1` is already in commit order.
+    """
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra):
+        table = connection.ops.quote_name(Task._meta.db_table)
+        return f"(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM {table})", []  # noqa: S608
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return "pg_current_xact_id()::text::bigint", []
 
 
 class TaskQuerySet(models.QuerySet):
     def for_user(self, user_id: str) -> "TaskQuerySet":
-        """The tasks owned by `user_id`: the ownership rule every read and write goes through."""
+        """The live tasks owned by `user_id`: the ownership rule every read and write goes
+        through (deleted tasks are tombstones, seen only by incremental sync)."""
+        return self.filter(user_id=user_id, deleted_at__isnull=True)
+
+    def changes_for_user(self, user_id: str) -> "TaskQuerySet":
+        """Everything of `user_id`'s that incremental sync reports: live tasks and tombstones."""
         return self.filter(user_id=user_id)
 
     def update_returning(self, **values) -> list["Task"]:
@@ -22,7 +58,7 @@ class TaskQuerySet(models.QuerySet):
         query (and could see a later write).
         """
         query = self.query.chain(sql.UpdateQuery)
-        query.add_update_values(values)
+        query.add_update_values({"change_seq": NextChangeSeq(), **values})
         update_sql, params = query.get_compiler(self.db).as_sql()
         returning = f"{update_sql} RETURNING {self._columns()}"
         return list(self.model._default_manager.raw(returning, params, using=self.db))
@@ -35,19 +71,26 @@ class TaskQuerySet(models.QuerySet):
         """
         task = self.model(**fields)
         connection = connections[self.db]
+        compiler = self.query.get_compiler(self.db)
         concrete = self.model._meta.concrete_fields
-        values = [f.get_db_prep_save(f.pre_save(task, add=True), connection) for f in concrete]
+        selected, params = [], []
+        for field in concrete:
+            if field.attname == "change_seq":
+                fragment, fragment_params = compiler.compile(NextChangeSeq())
+            else:
+                value = field.pre_save(task, add=True)
+                fragment, fragment_params = "%s", [field.get_db_prep_save(value, connection)]
+            selected.append(fragment)
+            params += fragment_params
         table = connection.ops.quote_name(self.model._meta.db_table)
-        owner = connection.ops.quote_name(self.model._meta.get_field("user_id").column)
-        placeholders = ", ".join(["%s"] * len(values))
         # Identifiers come from the model's metadata; every value is a bound parameter.
         statement = (
-            f"INSERT INTO {table} ({self._columns()}) SELECT {placeholders} "  # noqa: S608
-            f"WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {owner} = %s LIMIT %s)"
-            f" AS owned) < %s"
+            f"INSERT INTO {table} ({self._columns()}) SELECT {', '.join(selected)} "  # noqa: S608
+            f"WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s"
+            f" AND deleted_at IS NULL LIMIT %s) AS owned) < %s"
         )
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*values, task.user_id, limit, limit])
+            cursor.execute(statement, [*params, task.user_id, limit, limit])
             inserted = cursor.rowcount == 1
         if not inserted:
             return None
@@ -58,6 +101,9 @@ class TaskQuerySet(models.QuerySet):
     def _columns(self) -> str:
         quote = connections[self.db].ops.quote_name
         return ", ".join(quote(field.column) for field in self.model._meta.concrete_fields)
+
+
+LIVE = Q(deleted_at__isnull=True)
 
 
 class Task(models.Model):
@@ -71,6 +117,20 @@ class Task(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Bumped by every write; the task's ETag, so a conditional write is a compare-and-set.
     version = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+    due_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    priority = models.PositiveSmallIntegerField(
+        choices=Priority.choices, default=Priority.NONE, db_default=Priority.NONE
+    )
+    labels = models.JSONField(default=list, db_default=models.Value("[]"), blank=True)
+    # A fractional (lexicographic) key: the order the user chose, see tasks.positions.
+    position = models.CharField(max_length=POSITION_MAX_LENGTH, default="", db_default="")
+    recurrence = models.CharField(
+        max_length=RECURRENCE_MAX_LENGTH, blank=True, default="", db_default=""
+    )
+    # Set on delete: the row stays as a tombstone (for incremental sync) until purged.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    change_seq = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -79,12 +139,36 @@ class Task(models.Model):
         indexes = [
             # The list query: one user's tasks, newest first, keyset-paginated. Its leading
             # column also serves every lookup by owner, so user_id needs no index of its own.
-            models.Index(fields=["user_id", "created_at", "id"], name="tasks_user_created_id"),
-            # The same with the `completed` filter.
+            models.Index(
+                fields=["user_id", "created_at", "id"], name="tasks_user_created_id", condition=LIVE
+            ),
             models.Index(
                 fields=["user_id", "completed", "created_at", "id"],
                 name="tasks_user_done_created_id",
+                condition=LIVE,
             ),
+            # One per `ordering=` choice and the due-date filters, so no page needs a sort.
+            models.Index(
+                fields=["user_id", "due_at", "id"], name="tasks_user_due_id", condition=LIVE
+            ),
+            models.Index(
+                fields=["user_id", "priority", "id"], name="tasks_user_priority_id", condition=LIVE
+            ),
+            models.Index(
+                fields=["user_id", "position", "id"], name="tasks_user_position_id", condition=LIVE
+            ),
+            models.Index(
+                fields=["user_id", "updated_at", "id"], name="tasks_user_updated_id", condition=LIVE
+            ),
+            # Incremental sync, tombstones included. (Labels and search have PostgreSQL GIN
+            # indexes, created in migration 0004.)
+            models.Index(fields=["user_id", "change_seq", "id"], name="tasks_user_change_seq_id"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(recurrence="") | Q(due_at__isnull=False),
+                name="tasks_recurrence_needs_due_at",
+            )
         ]
 
     def __str__(self) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
+from django.db.models import F, Q
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -24,52 +24,102 @@ from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+NOTHING = Q(pk__in=[])
+
+
+@dataclass(frozen=True)
+class Key:
+    """One column of a sort order. A nullable column sorts its nulls last (first when the
+    order is read backwards, for `previous` pages)."""
+
+    field: str
+    descending: bool
+    nullable: bool = False
+    nulls_first: bool = False
+
+    def flipped(self) -> Key:
+        return replace(self, descending=not self.descending, nulls_first=not self.nulls_first)
+
+    def order_by(self):
+        expression = F(self.field)
+        if not self.nullable:
+            return expression.desc() if self.descending else expression.asc()
+        nulls = {"nulls_first": True} if self.nulls_first else {"nulls_last": True}
+        return expression.desc(**nulls) if self.descending else expression.asc(**nulls)
+
+    def beyond(self, value) -> Q:
+        """Rows strictly after `value` in this column's order."""
+        if value is None:
+            return Q(**{f"{self.field}__isnull": False}) if self.nulls_first else NOTHING
+        after = Q(**{f"{self.field}__{'lt' if self.descending else 'gt'}": value})
+        if self.nullable and not self.nulls_first:
+            after |= Q(**{f"{self.field}__isnull": True})
+        return after
+
+    def equal(self, value) -> Q:
+        return Q(**{f"{self.field}__isnull": True}) if value is None else Q(**{self.field: value})
+
+
+def ordered(field: str, descending: bool, nullable: bool = False) -> tuple[Key, ...]:
+    # The primary key breaks ties, so the order is total and no row is seen twice.
+    return (Key(field, descending, nullable), Key("id", descending))
+
+
+ORDERINGS = {
+    "-created_at": ordered("created_at", True),
+    "created_at": ordered("created_at", False),
+    "due_at": ordered("due_at", False, nullable=True),
+    "-due_at": ordered("due_at", True, nullable=True),
+    "priority": ordered("priority", False),
+    "-priority": ordered("priority", True),
+    "position": ordered("position", False),
+    "-updated_at": ordered("updated_at", True),
+}
+DEFAULT_ORDERING = "-created_at"
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """A position: the sort key of a row, and whether to read backwards from it."""
+    """A position: the ordering, the sort key of a row, and whether to read backwards."""
 
+    ordering: str
     position: tuple
     reverse: bool = False
 
     def encode(self) -> str:
-        payload = orjson.dumps({"p": [str(value) for value in self.position], "r": self.reverse})
+        values = [None if value is None else str(value) for value in self.position]
+        payload = orjson.dumps({"o": self.ordering, "p": values, "r": self.reverse})
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
 class KeysetPagination(BasePagination):
-    """Pages of `page_size` items ordered by `ordering` (field names, `-` for descending).
+    """Pages of `page_size` items in the order `ordering=` names (default newest first)."""
 
-    The last field must be unique (the primary key) so that the order is total.
-    """
-
-    ordering: tuple[str, ...] = ("-created_at", "-id")
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
+    ordering_query_param = "ordering"
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         self.page_size = self.get_page_size(request)
+        self.ordering = self.get_ordering(request)
         cursor = self.decode_cursor(request, queryset.model)
-        ordering = self.ordering
+        keys = ORDERINGS[self.ordering]
         if cursor and cursor.reverse:
-            ordering = tuple(_flip(field) for field in ordering)
+            keys = tuple(key.flipped() for key in keys)
         if cursor:
-            queryset = queryset.filter(_after(ordering, cursor.position))
-        rows = list(queryset.order_by(*ordering)[: self.page_size + 1])
+            queryset = queryset.filter(rows_after(keys, cursor.position))
+        rows = list(queryset.order_by(*(key.order_by() for key in keys))[: self.page_size + 1])
         has_more = len(rows) > self.page_size
         rows = rows[: self.page_size]
         if cursor and cursor.reverse:
             rows.reverse()
-            self.next_cursor = Cursor(self.sort_key(rows[-1])) if rows else None
-            self.previous_cursor = (
-                Cursor(self.sort_key(rows[0]), reverse=True) if has_more else None
-            )
+            self.next_cursor = self.cursor_at(rows[-1]) if rows else None
+            self.previous_cursor = self.cursor_at(rows[0], reverse=True) if has_more else None
         else:
-            self.next_cursor = Cursor(self.sort_key(rows[-1])) if has_more else None
+            self.next_cursor = self.cursor_at(rows[-1]) if has_more else None
             self.previous_cursor = (
-                Cursor(self.sort_key(rows[0]), reverse=True) if cursor and rows else None
+                self.cursor_at(rows[0], reverse=True) if cursor and rows else None
             )
         return rows
 
@@ -93,27 +143,39 @@ class KeysetPagination(BasePagination):
             )
         return min(size, MAX_PAGE_SIZE)
 
+    def get_ordering(self, request) -> str:
+        ordering = request.query_params.get(self.ordering_query_param, DEFAULT_ORDERING)
+        if ordering not in ORDERINGS:
+            raise ValidationError(
+                {self.ordering_query_param: [f"Must be one of: {', '.join(ORDERINGS)}."]},
+                code="invalid_choice",
+            )
+        return ordering
+
     def decode_cursor(self, request, model) -> Cursor | None:
         raw = request.query_params.get(self.cursor_query_param)
         if raw is None:
             return None
-        fields = [model._meta.get_field(name.lstrip("-")) for name in self.ordering]
+        keys = ORDERINGS[self.ordering]
         try:
             payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             values, reverse = payload["p"], payload["r"]
-            if len(values) != len(fields) or not isinstance(reverse, bool):
+            if payload["o"] != self.ordering or len(values) != len(keys):
                 raise ValueError
-            position = tuple(f.to_python(v) for f, v in zip(fields, values, strict=True))
-            if any(value is None for value in position):
+            if not isinstance(reverse, bool):
                 raise ValueError
+            position = tuple(
+                _decode(model, key, value) for key, value in zip(keys, values, strict=True)
+            )
         except (ValueError, TypeError, KeyError, binascii.Error, DjangoValidationError):
             raise ValidationError(
                 {self.cursor_query_param: ["Invalid cursor."]}, code="invalid"
             ) from None
-        return Cursor(position, reverse)
+        return Cursor(self.ordering, position, reverse)
 
-    def sort_key(self, row) -> tuple:
-        return tuple(getattr(row, name.lstrip("-")) for name in self.ordering)
+    def cursor_at(self, row, reverse: bool = False) -> Cursor:
+        position = tuple(getattr(row, key.field) for key in ORDERINGS[self.ordering])
+        return Cursor(self.ordering, position, reverse)
 
     def link(self, cursor: Cursor | None) -> str | None:
         if cursor is None:
@@ -138,6 +200,14 @@ class KeysetPagination(BasePagination):
                 f"{MAX_PAGE_SIZE} are capped at {MAX_PAGE_SIZE}).",
                 "schema": {"type": "integer", "minimum": 1},
             },
+            {
+                "name": self.ordering_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Sort order (ties broken by id). `priority` sorts by rank "
+                "(none < low < medium < high); tasks with no `due_at` come last either way.",
+                "schema": {"type": "string", "enum": list(ORDERINGS), "default": DEFAULT_ORDERING},
+            },
         ]
 
     def get_paginated_response_schema(self, schema):
@@ -152,22 +222,33 @@ class KeysetPagination(BasePagination):
         }
 
 
-def _flip(field: str) -> str:
-    return field[1:] if field.startswith("-") else f"-{field}"
+def _decode(model, key: Key, value):
+    if value is None:
+        if not key.nullable:
+            raise ValueError
+        return None
+    if not isinstance(value, str):
+        raise ValueError
+    decoded = model._meta.get_field(key.field).to_python(value)
+    if decoded is None:
+        raise ValueError
+    return decoded
 
 
-def _after(ordering: tuple[str, ...], position: tuple) -> Q:
-    """Rows strictly after `position` in `ordering`, as a lexicographic comparison.
+def rows_after(keys: tuple[Key, ...], position: tuple) -> Q:
+    """Rows strictly after `position` in the order of `keys`, as a lexicographic comparison.
 
-    The extra `first <= value` (or `>=`) is implied by the rest; it is there so that the
-    planner uses it as an index bound instead of filtering every row from the start.
+    For a non-nullable first column, the extra `first <= value` (or `>=`) is implied by the
+    rest; it is there so that the planner uses it as an index bound instead of filtering every
+    row from the start.
     """
-    names = [field.lstrip("-") for field in ordering]
-    comparisons = ["lt" if field.startswith("-") else "gt" for field in ordering]
-    keys = list(zip(names, comparisons, position, strict=True))
-    name, comparison, value = keys[-1]
-    after = Q(**{f"{name}__{comparison}": value})
-    for name, comparison, value in reversed(keys[:-1]):
-        after = Q(**{f"{name}__{comparison}": value}) | (Q(**{name: value}) & after)
-    bound = "lte" if comparisons[0] == "lt" else "gte"
-    return Q(**{f"{names[0]}__{bound}": position[0]}) & after
+    pairs = list(zip(keys, position, strict=True))
+    last_key, last_value = pairs[-1]
+    after = last_key.beyond(last_value)
+    for key, value in reversed(pairs[:-1]):
+        after = key.beyond(value) | (key.equal(value) & after)
+    first_key, first_value = pairs[0]
+    if first_key.nullable:
+        return after
+    bound = "lte" if first_key.descending else "gte"
+    return Q(**{f"{first_key.field}__{bound}": first_value}) & after

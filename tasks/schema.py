@@ -12,6 +12,7 @@ ERROR_DESCRIPTIONS = {
     "401": "Missing, malformed, expired or otherwise invalid bearer token.",
     "404": "No such task for the caller (also another user's task, or a malformed id).",
     "409": "The caller already has `MAX_TASKS_PER_USER` tasks; nothing was stored.",
+    "410": "The sync token is older than the tombstone retention: resync without `since`.",
     "412": "The task's ETag no longer matches `If-Match`; nothing was changed.",
     "413": "The request body is over 1 MiB.",
     "415": "The body is not `application/json`.",
@@ -26,6 +27,14 @@ RESPONSE_HEADERS = {
     "503": {"Retry-After": "Seconds to wait before retrying."},
 }
 WRITE_ACTIONS = {"update", "partial_update", "destroy", "toggle"}
+# Errors an action answers beyond those of its method and path.
+ACTION_ERRORS = {
+    "list": {"422"},  # a bad query parameter
+    "create": {"409", "422"},  # 422 also for a reused Idempotency-Key
+    "bulk": {"404", "409", "422"},  # the failing operation's own error
+    "changes": {"410", "422"},
+    "stats": {"422"},
+}
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -69,10 +78,7 @@ class TaskAPIAutoSchema(AutoSchema):
             codes |= {"401", "429", "503"}
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer():
             codes |= {"400", "413", "415", "422"}
-        if action == "list":
-            codes |= {"422"}  # a bad query parameter
-        if action == "create":
-            codes |= {"409", "422"}  # 422 also for a reused Idempotency-Key
+        codes |= ACTION_ERRORS.get(action, set())
         if action in WRITE_ACTIONS:
             codes |= {"412"}
         if "{id}" in self.path:

@@ -1,7 +1,21 @@
+import datetime as dt
+
+from dateutil.rrule import rrulestr
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.utils import html
 
-from .models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+from .models import (
+    DETAILS_MAX_LENGTH,
+    LABEL_MAX_LENGTH,
+    LABELS_MAX_COUNT,
+    RECURRENCE_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    Priority,
+    Task,
+)
+
+SUPPORTED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 
 
 def _from_html_form(field: serializers.Field) -> bool:
@@ -31,6 +45,85 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
+def parse_due(value: str) -> dt.datetime | None:
+    """RFC 3339 date-time with an offset, or a plain `YYYY-MM-DD` (that day, 00:00 UTC)."""
+    try:
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or "T" not in value.upper():
+        return None
+    return parsed
+
+
+class DueAtField(serializers.DateTimeField):
+    """An RFC 3339 date-time, or a plain date meaning that day at 00:00 UTC."""
+
+    default_error_messages = {
+        "invalid": "Must be an RFC 3339 date-time with an offset, or a YYYY-MM-DD date."
+    }
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or (parsed := parse_due(value.strip())) is None:
+            self.fail("invalid")
+        return parsed
+
+
+class PriorityField(serializers.ChoiceField):
+    """`none`, `low`, `medium`, `high` on the wire; their rank in the database."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=Priority.choices, **kwargs)
+        self.choices = {label: label for label in Priority.labels}
+
+    def to_internal_value(self, data):
+        if data not in Priority.labels:
+            self.fail("invalid_choice", input=data)
+        return Priority.labels.index(data)
+
+    def to_representation(self, value):
+        return Priority(value).label
+
+
+class LabelsField(serializers.ListField):
+    """Up to 20 labels of 1 to 50 characters: trimmed, case kept, first of duplicates kept."""
+
+    def __init__(self, **kwargs):
+        child = StrictCharField(max_length=LABEL_MAX_LENGTH, allow_blank=False)
+        super().__init__(child=child, max_length=LABELS_MAX_COUNT, **kwargs)
+
+    def to_internal_value(self, data):
+        labels = super().to_internal_value(data)
+        return list(dict.fromkeys(labels))
+
+
+class RecurrenceField(StrictCharField):
+    """An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO,WE`, optionally prefixed `RRULE:`); "" for none."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=RECURRENCE_MAX_LENGTH, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        rule = super().to_internal_value(data).strip()
+        rule = rule.removeprefix("RRULE:").removeprefix("rrule:")
+        if not rule:
+            return ""
+        try:
+            frequency = dict(
+                part.split("=", 1) for part in rule.upper().split(";") if "=" in part
+            ).get("FREQ")
+            rrulestr(rule, dtstart=timezone.now())
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise serializers.ValidationError(f"Not a valid RRULE: {exc}", code="invalid") from exc
+        if frequency not in SUPPORTED_FREQUENCIES:
+            raise serializers.ValidationError(
+                f"FREQ must be one of {', '.join(SUPPORTED_FREQUENCIES)}.", code="invalid"
+            )
+        return rule
+
+
 class TaskSerializer(serializers.ModelSerializer):
     title = StrictCharField(max_length=TITLE_MAX_LENGTH)
     details = StrictCharField(
@@ -41,11 +134,65 @@ class TaskSerializer(serializers.ModelSerializer):
         trim_whitespace=False,
     )
     completed = StrictBooleanField(required=False)
+    due_at = DueAtField(required=False, allow_null=True)
+    priority = PriorityField(required=False)
+    labels = LabelsField(required=False)
+    recurrence = RecurrenceField(required=False)
 
     class Meta:
         model = Task
-        fields = ["id", "user_id", "title", "details", "completed", "created_at", "updated_at"]
-        read_only_fields = ["id", "user_id", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "user_id",
+            "title",
+            "details",
+            "completed",
+            "created_at",
+            "updated_at",
+            "due_at",
+            "completed_at",
+            "priority",
+            "labels",
+            "position",
+            "recurrence",
+        ]
+        read_only_fields = [
+            "id",
+            "user_id",
+            "created_at",
+            "updated_at",
+            "completed_at",
+            "position",
+        ]
 
     def validate_details(self, value: str | None) -> str:
         return value or ""
+
+
+class MoveSerializer(serializers.Serializer):
+    after = serializers.UUIDField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    open = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    overdue = serializers.IntegerField(help_text="Open and due before now.")
+    due_today = serializers.IntegerField(help_text="Open and due today (in `tz`).")
+
+
+class ChangeSerializer(TaskSerializer):
+    """A changed task, or a deleted one (`{"id", "deleted": true, "deleted_at"}`)."""
+
+    deleted = serializers.BooleanField()
+    deleted_at = serializers.DateTimeField(required=False)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "deleted", "deleted_at"]
+        extra_kwargs = {name: {"required": False} for name in TaskSerializer.Meta.fields}
+
+
+class ChangesSerializer(serializers.Serializer):
+    results = ChangeSerializer(many=True)
+    next_since = serializers.CharField()
+    has_more = serializers.BooleanField()

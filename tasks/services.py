@@ -6,18 +6,22 @@ task must merely exist). A conditional write is one compare-and-set statement, s
 writer gets 412 and changes nothing.
 """
 
+from __future__ import annotations
+
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
+from dateutil.rrule import rrulestr
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
+from . import positions
 from .models import IdempotencyKey, Task, TaskQuerySet
 
 ANY_VERSION = "*"
@@ -36,6 +40,11 @@ class TaskLimitReached(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "You have reached the maximum number of tasks."
     default_code = "task_limit_reached"
+
+
+RECURRENCE_NEEDS_DUE_AT = ValidationError(
+    {"recurrence": ["A recurring task needs a due_at."]}, code="invalid"
+)
 
 
 def _one_task(tasks: TaskQuerySet, task_id) -> TaskQuerySet:
@@ -61,18 +70,90 @@ def _missing_or_stale(tasks: TaskQuerySet, task_id) -> Exception:
     return Task.DoesNotExist()
 
 
-def _written(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> Task:
-    updated = _matching(tasks, task_id, versions).update_returning(
-        **values, version=F("version") + 1, updated_at=timezone.now()
-    )
+def _completion(completed, now: datetime) -> dict:
+    """The `completed_at` that goes with a new `completed` value, in the same UPDATE: kept if
+    the task was already completed, `now` when it becomes so, cleared when it is reopened."""
+    becomes_completed = completed if isinstance(completed, bool) else None
+    if becomes_completed is False:
+        return {"completed_at": None}
+    if becomes_completed is True:
+        kept = When(completed=True, then=F("completed_at"))
+        return {"completed_at": Case(kept, default=Value(now))}
+    # A toggle: the new value is NOT the old one.
+    return {"completed_at": Case(When(completed=True, then=Value(None)), default=Value(now))}
+
+
+def _written(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> tuple[Task, bool]:
+    """Apply `values` in one `UPDATE … RETURNING`; also says whether the task just became
+    completed (its `completed_at` is this write's timestamp)."""
+    now = timezone.now()
+    if "completed" in values:
+        values |= _completion(values["completed"], now)
+    matching = _matching(tasks, task_id, versions)
+    try:
+        updated = matching.update_returning(**values, version=F("version") + 1, updated_at=now)
+    except IntegrityError:
+        raise RECURRENCE_NEEDS_DUE_AT from None
     if not updated:
         raise _missing_or_stale(tasks, task_id)
-    return updated[0]
+    task = updated[0]
+    return task, task.completed and task.completed_at == now
+
+
+def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> Task:
+    """A write that may complete a task. A non-recurring task (the common case) is one
+    statement; a recurring one is locked, written and followed by its next occurrence in one
+    transaction, so the next occurrence is created exactly once however many completes race."""
+    try:
+        task, _ = _written(tasks.filter(recurrence=""), task_id, versions, **values)
+        return task
+    except Task.DoesNotExist:
+        pass  # missing, or recurring: find out under the lock
+    with transaction.atomic():
+        list(_one_task(tasks, task_id).select_for_update())
+        task, just_completed = _written(tasks, task_id, versions, **values)
+        if just_completed and task.recurrence:
+            task.next_occurrence = _create_next_occurrence(task)
+        return task
+
+
+def next_due(rule: str, due_at: datetime) -> datetime | None:
+    """The first occurrence of `rule` (counted from `due_at`) after `due_at`."""
+    return rrulestr(rule, dtstart=due_at).after(due_at)
+
+
+def _create_next_occurrence(task: Task) -> Task | None:
+    due_at = next_due(task.recurrence, task.due_at)
+    if due_at is None:  # the rule is exhausted (COUNT or UNTIL)
+        return None
+    rule = task.recurrence
+    return Task.objects.create(
+        user_id=task.user_id,
+        title=task.title,
+        details=task.details,
+        priority=task.priority,
+        labels=task.labels,
+        recurrence=_remaining(rule),
+        due_at=due_at,
+        position=positions.for_new_task(),
+    )
+
+
+def _remaining(rule: str) -> str:
+    """The rule for the rest of the series: a COUNT shrinks by one occurrence."""
+    parts = [part for part in rule.split(";") if part]
+    for index, part in enumerate(parts):
+        name, _, value = part.partition("=")
+        if name.upper() == "COUNT":
+            parts[index] = f"{name}={int(value) - 1}"
+    return ";".join(parts)
 
 
 def task_update(*, tasks: TaskQuerySet, task_id, changes: dict, versions: Versions) -> Task:
     """Apply validated field changes (PUT or PATCH) in one `UPDATE … RETURNING`."""
-    return _written(tasks, task_id, versions, **changes)
+    if changes.get("completed"):
+        return _completing(tasks, task_id, versions, **changes)
+    return _written(tasks, task_id, versions, **changes)[0]
 
 
 def task_toggle(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> Task:
@@ -81,21 +162,79 @@ def task_toggle(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> T
     Two concurrent toggles both apply: the database serialises them on the row lock, neither
     reads a stale value.
     """
-    return _written(tasks, task_id, versions, completed=~F("completed"))
+    return _completing(tasks, task_id, versions, completed=~F("completed"))
+
+
+TOMBSTONE = {"title": "", "details": "", "labels": [], "recurrence": "", "due_at": None}
 
 
 def task_delete(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> None:
-    deleted, _ = _matching(tasks, task_id, versions).delete()
-    if not deleted:
-        raise _missing_or_stale(tasks, task_id)
+    """Leave a tombstone (contents erased) for incremental sync; it is gone from every read."""
+    _written(tasks, task_id, versions, deleted_at=timezone.now(), **TOMBSTONE)
+
+
+def tasks_clear_completed(*, tasks: TaskQuerySet) -> int:
+    """Delete the caller's completed tasks, as Google Tasks' `clear` does; returns how many."""
+    now = timezone.now()
+    return len(
+        tasks.filter(completed=True).update_returning(
+            deleted_at=now, updated_at=now, version=F("version") + 1, **TOMBSTONE
+        )
+    )
 
 
 def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
     """A new task for `user_id`, unless they already have `max_tasks` (409, nothing stored)."""
-    task = Task.objects.create_within_limit(limit=max_tasks, user_id=user_id, **fields)
+    fields = {"position": positions.for_new_task(), **fields}
+    if fields.get("completed"):
+        fields["completed_at"] = timezone.now()
+    try:
+        task = Task.objects.create_within_limit(limit=max_tasks, user_id=user_id, **fields)
+    except IntegrityError:
+        raise RECURRENCE_NEEDS_DUE_AT from None
     if task is None:
         raise TaskLimitReached()
     return task
+
+
+def task_move(*, tasks: TaskQuerySet, task_id, after_id) -> Task:
+    """Put a task right after another (`after_id`), or first (None): one row rewritten, unless
+    the keys around it have run out of room and the user's keys are spread out again."""
+    with transaction.atomic():
+        moving = _one_task(tasks, task_id).select_for_update().get()
+        others = tasks.exclude(pk=moving.pk).order_by("position", "id")
+        for _attempt in range(2):
+            key = _key_after(others, after_id)
+            if key is not None and len(key) <= positions.MAX_KEY_LENGTH:
+                break
+            _rebalance(tasks)
+        task, _ = _written(tasks, moving.pk, None, position=key)
+        return task
+
+
+def _key_after(others: TaskQuerySet, after_id) -> str | None:
+    """A key for the gap after `after_id` (None: the start); None if the gap has no room."""
+    if after_id is None:
+        return positions.first(others.values_list("position", flat=True).first())
+    anchor = _one_task(others, after_id).get()
+    following = (
+        others.filter(
+            Q(position__gt=anchor.position) | Q(position=anchor.position, id__gt=anchor.id)
+        )
+        .values_list("position", flat=True)
+        .first()
+    )
+    if following is not None and following <= anchor.position:
+        return None  # equal keys: no room between them
+    return positions.between(anchor.position, following)
+
+
+def _rebalance(tasks: TaskQuerySet) -> None:
+    """Spread the user's keys evenly, keeping their order (the occasional O(n) step)."""
+    ordered = list(tasks.order_by("position", "id").only("id", "position"))
+    for task, key in zip(ordered, positions.spread(len(ordered)), strict=True):
+        task.position = key
+    Task.objects.bulk_update(ordered, ["position"], batch_size=1000)
 
 
 def request_fingerprint(data: dict) -> str:
@@ -134,3 +273,16 @@ def task_create_idempotent(
             code="idempotency_key_reused",
         )
     return record.response, True
+
+
+def tasks_stats(*, tasks: TaskQuerySet, today_start: datetime, today_end: datetime) -> dict:
+    """Counts for the caller's tasks, in one aggregate query."""
+    now = timezone.now()
+    open_ = Q(completed=False)
+    return tasks.aggregate(
+        total=Count("id"),
+        open=Count("id", filter=open_),
+        completed=Count("id", filter=Q(completed=True)),
+        overdue=Count("id", filter=open_ & Q(due_at__lt=now)),
+        due_today=Count("id", filter=open_ & Q(due_at__gte=today_start, due_at__lt=today_end)),
+    )

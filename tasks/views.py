@@ -1,9 +1,12 @@
 import re
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import parse_etags
 from django.views.decorators.http import require_http_methods
@@ -20,13 +23,19 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import services, sync
 from .authentication import DEVELOPMENT_COOKIE_NAME
+from .bulk import BulkResponseSerializer, BulkSerializer, tasks_bulk
 from .exceptions import error_body
 from .filters import TaskFilter
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
 from .pagination import KeysetPagination
-from .serializers import TaskSerializer
+from .serializers import (
+    ChangesSerializer,
+    MoveSerializer,
+    StatsSerializer,
+    TaskSerializer,
+)
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -156,8 +165,98 @@ class TaskViewSet(viewsets.ModelViewSet):
         )
         return self.task_response(task)
 
+    @extend_schema(
+        summary="Put a task right after another one (`after`), or first (`after: null`)",
+        request=MoveSerializer,
+        responses={200: ETAG_HEADER},
+    )
+    @action(detail=True, methods=["post"], serializer_class=MoveSerializer)
+    def move(self, request, pk=None):
+        serializer = MoveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        after = serializer.validated_data["after"]
+        if after is not None and str(after) == str(pk):
+            raise ValidationError({"after": ["A task cannot be moved after itself."]})
+        task = services.task_move(tasks=self.get_queryset(), task_id=pk, after_id=after)
+        return self.task_response(task)
+
+    @extend_schema(
+        summary="Delete all of the caller's completed tasks",
+        request=None,
+        responses={200: inline_serializer("Cleared", {"deleted": serializers.IntegerField()})},
+    )
+    @action(detail=False, methods=["post"], url_path="clear-completed", serializer_class=None)
+    def clear_completed(self, request):
+        return Response({"deleted": services.tasks_clear_completed(tasks=self.get_queryset())})
+
+    @extend_schema(
+        summary="Apply up to 100 operations atomically (all or nothing)",
+        request=BulkSerializer,
+        responses={200: BulkResponseSerializer},
+    )
+    @action(detail=False, methods=["post"], serializer_class=BulkSerializer)
+    def bulk(self, request):
+        serializer = BulkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        results = tasks_bulk(
+            tasks=self.get_queryset(),
+            user_id=request.user.id,
+            operations=serializer.validated_data["operations"],
+            max_tasks=settings.MAX_TASKS_PER_USER,
+            context=self.get_serializer_context(),
+        )
+        return Response({"results": results})
+
+    @extend_schema(
+        summary="Counts of the caller's tasks (one query)",
+        parameters=[
+            OpenApiParameter("tz", str, description="IANA time zone for `due_today` (default UTC).")
+        ],
+        responses={200: StatsSerializer},
+    )
+    @action(detail=False, methods=["get"], serializer_class=StatsSerializer)
+    def stats(self, request):
+        zone = time_zone(request.query_params.get("tz", "UTC"))
+        today = timezone.now().astimezone(zone).date()
+        start = datetime.combine(today, time(), zone)
+        end = datetime.combine(today + timedelta(days=1), time(), zone)
+        counts = services.tasks_stats(tasks=self.get_queryset(), today_start=start, today_end=end)
+        return Response(counts)
+
+    @extend_schema(
+        summary="Every change since a sync token, oldest first (deleted tasks as tombstones)",
+        parameters=[
+            OpenApiParameter("since", str, description="`next_since` of the previous call."),
+            OpenApiParameter(
+                "page_size", int, description="Changes per call (default 50, max 200)."
+            ),
+        ],
+        responses={200: ChangesSerializer},
+    )
+    @action(detail=False, methods=["get"], serializer_class=ChangesSerializer)
+    def changes(self, request):
+        raw = request.query_params.get("since")
+        since = sync.SyncToken.decode(raw) if raw is not None else sync.SyncToken()
+        rows, has_more = sync.changes_page(
+            tasks=Task.objects.changes_for_user(request.user.id),
+            since=since,
+            page_size=KeysetPagination().get_page_size(request),
+        )
+        context = self.get_serializer_context()
+        results = [
+            {"id": str(row.id), "deleted": True, "deleted_at": row.deleted_at}
+            if row.deleted_at
+            else {**TaskSerializer(row, context=context).data, "deleted": False}
+            for row in rows
+        ]
+        token = sync.next_token(rows, since).encode()
+        return Response({"results": results, "next_since": token, "has_more": has_more})
+
     def task_response(self, task: Task) -> Response:
         data = TaskSerializer(task, context=self.get_serializer_context()).data
+        next_occurrence = getattr(task, "next_occurrence", None)
+        if next_occurrence is not None:
+            data["next_occurrence_id"] = str(next_occurrence.id)
         return Response(data, headers={"ETag": task.etag})
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -165,6 +264,13 @@ class TaskViewSet(viewsets.ModelViewSet):
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
         return response
+
+
+def time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError({"tz": ["Not an IANA time zone."]}, code="invalid") from None
 
 
 def if_match_versions(request) -> services.Versions:

@@ -144,6 +144,7 @@ CACHES = {
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+TOMBSTONE_RETENTION_DAYS = env.int("TOMBSTONE_RETENTION_DAYS", default=30)
 RATE_LIMIT = env.str("RATE_LIMIT", default="600/minute")
 MAX_TASKS_PER_USER = env.int("MAX_TASKS_PER_USER", default=100_000)
 

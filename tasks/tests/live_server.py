@@ -85,9 +85,9 @@ class LiveServer:
 
     def output(self) -> str:
         """Everything migrate and gunicorn have written so far (stdout and stderr)."""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        # pread: gunicorn is still appending to the file, so never move the shared offset.
+        descriptor = self._log.fileno()
+        return os.pread(descriptor, os.fstat(descriptor).st_size, 0).decode(errors="replace")
 
     def start(self) -> LiveServer:
         """Migrate, start gunicorn and wait until `/healthz` answers 200.
@@ -114,6 +114,14 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() signals master and workers
         )
+        try:
+            self._wait_until_healthy()
+        except BaseException:  # also Ctrl-C: never leave a gunicorn behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             returncode = self.process.poll()
@@ -122,11 +130,10 @@ class LiveServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
                     if response.status == 200:
-                        return self
+                        return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
-        self.stop()
         raise ServerFailed(
             f"/healthz did not answer within {self.startup_timeout:.0f} s", None, self.output()
         )

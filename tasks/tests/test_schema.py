@@ -50,6 +50,11 @@ EXPECTED_OPERATIONS = {
     ("/v1/tasks/{id}", "patch"): {"200", "404", "412"} | BODY | AUTHENTICATED,
     ("/v1/tasks/{id}", "delete"): {"204", "404", "412"} | AUTHENTICATED,
     ("/v1/tasks/{id}/toggle", "post"): {"200", "404", "412"} | AUTHENTICATED,
+    ("/v1/tasks/{id}/move", "post"): {"200", "404"} | BODY | AUTHENTICATED,
+    ("/v1/tasks/bulk", "post"): {"200", "404", "409"} | BODY | AUTHENTICATED,
+    ("/v1/tasks/changes", "get"): {"200", "410", "422"} | AUTHENTICATED,
+    ("/v1/tasks/clear-completed", "post"): {"200"} | AUTHENTICATED,
+    ("/v1/tasks/stats", "get"): {"200", "422"} | AUTHENTICATED,
     ("/healthz", "get"): {"200"},
     ("/readyz", "get"): {"200", "503"},
 }

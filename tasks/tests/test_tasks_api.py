@@ -23,6 +23,7 @@ def test_create_returns_201_with_the_stored_task(alice):
     task = response.json()
     assert set(task) == {
         "id", "user_id", "title", "details", "completed", "created_at", "updated_at",
+        "due_at", "completed_at", "priority", "labels", "position", "recurrence",
     }  # fmt: skip
     assert uuid.UUID(task["id"])
     assert task["user_id"] == "alice"
@@ -155,7 +156,10 @@ def test_delete_returns_204_with_an_empty_body_and_removes_the_task(alice, make_
     response = alice.delete(f"/v1/tasks/{task['id']}")
     assert response.status_code == 204
     assert response.content == b""
-    assert not Task.objects.filter(pk=task["id"]).exists()
+    assert not Task.objects.for_user("alice").filter(pk=task["id"]).exists()
+    tombstone = Task.objects.get(pk=task["id"])
+    assert tombstone.deleted_at is not None
+    assert (tombstone.title, tombstone.details) == ("", "")
     assert alice.get(f"/v1/tasks/{task['id']}").status_code == 404
     assert alice.delete(f"/v1/tasks/{task['id']}").status_code == 404
 

@@ -266,6 +266,10 @@ def start_server(server: Server, secret: str) -> None:
         "DATABASE_URL": server.database_url,
         "BETTER_AUTH_SECRET": secret,
         "DEBUG": "false",
+        # Production-shaped: rate-limit counters in Redis, on every request, with a limit no
+        # benchmark reaches (peers ignore both).
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "RATE_LIMIT": "1000000000/minute",
     }
     with open(server.log_path, "ab") as log_file:
         server.proc = subprocess.Popen(
@@ -339,9 +343,18 @@ def seed(target: Target, args: argparse.Namespace) -> None:
 def write_delete_ids(target: Target, path: Path) -> list[str]:
     """Write the ids of the tasks still left to delete, one per line, and return them."""
     with psycopg.connect(target.server.database_url, autocommit=True) as conn:
+        # A service that keeps tombstones (ours, for incremental sync) has deleted_at.
+        tombstones = conn.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_name = 'tasks' AND column_name = 'deleted_at'"
+        ).fetchone()
+        live = " AND deleted_at IS NULL" if tombstones else ""
         ids = [
             row[0]
-            for row in conn.execute("SELECT id::text FROM tasks WHERE user_id = %s", (DELETER,))
+            for row in conn.execute(
+                f"SELECT id::text FROM tasks WHERE user_id = %s{live}",  # noqa: S608
+                (DELETER,),
+            )
         ]
     path.write_text("".join(i + "\n" for i in ids))
     return ids

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class TasksConfig(AppConfig):
@@ -7,3 +8,8 @@ class TasksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import lookups  # noqa: F401 -- registers `labels__has_label`
+
+        if any(db["ENGINE"].endswith("postgresql") for db in settings.DATABASES.values()):
+            from . import postgresql
+
+            postgresql.install()

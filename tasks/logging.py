@@ -20,9 +20,13 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and isinstance(value, str | int | float | None):
-                entry[name] = value
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):  # the access log's line, built by the middleware
+            entry.update(fields)
+        else:
+            for name, value in vars(record).items():
+                if name not in _STANDARD_ATTRIBUTES and isinstance(value, str | int | float | None):
+                    entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

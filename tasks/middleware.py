@@ -25,16 +25,15 @@ class RequestLogMiddleware:
         request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id
-        user = getattr(request, "user", None)
-        access_log.info(
-            "request",
-            extra={
+        if access_log.isEnabledFor(logging.INFO):
+            user = getattr(request, "user", None)
+            fields = {
                 "request_id": request.request_id,
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
                 "user_id": getattr(user, "id", None),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+            }
+            access_log.info("request", extra={"fields": fields})
         return response

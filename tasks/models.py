@@ -1,7 +1,7 @@
 import uuid
 
 from django.db import connections, models
-from django.db.models import Q, sql
+from django.db.models import F, Q, Value, sql
 from django.utils import timezone
 
 TITLE_MAX_LENGTH = 255
@@ -24,18 +24,28 @@ class Priority(models.IntegerChoices):
 
 
 class NextChangeSeq(models.Func):
-    """The change sequence number a write stamps on a row, for incremental sync.
+    """The change sequence number a write stamps on a row, for incremental sync; `owner` is the
+    row's user id (a column reference in an UPDATE, a value in an INSERT).
 
     PostgreSQL: the writing transaction's id. A reader only hands out changes below the oldest
-    transaction still in progress (`sync_horizon`), so a change that commits late is never
-    skipped. SQLite has one writer at a time, so `max + 1` is already in commit order.
+    transaction still in progress (see tasks.sync), so a change that commits late is never
+    skipped. SQLite has one writer at a time, so the owner's `max + 1` (an index lookup) is
+    already in commit order.
     """
 
     output_field = models.BigIntegerField()
 
+    def __init__(self, owner) -> None:
+        super().__init__(owner)
+
     def as_sql(self, compiler, connection, **extra):
+        owner, params = compiler.compile(self.source_expressions[0])
         table = connection.ops.quote_name(Task._meta.db_table)
-        return f"(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM {table})", []  # noqa: S608
+        return (
+            f"(SELECT COALESCE(MAX(seq.change_seq), 0) + 1 FROM {table} AS seq"  # noqa: S608
+            f" WHERE seq.user_id = {owner})",
+            params,
+        )
 
     def as_postgresql(self, compiler, connection, **extra):
         return "pg_current_xact_id()::text::bigint", []
@@ -58,7 +68,7 @@ class TaskQuerySet(models.QuerySet):
         query (and could see a later write).
         """
         query = self.query.chain(sql.UpdateQuery)
-        query.add_update_values({"change_seq": NextChangeSeq(), **values})
+        query.add_update_values({"change_seq": NextChangeSeq(F("user_id")), **values})
         update_sql, params = query.get_compiler(self.db).as_sql()
         returning = f"{update_sql} RETURNING {self._columns()}"
         return list(self.model._default_manager.raw(returning, params, using=self.db))
@@ -76,7 +86,7 @@ class TaskQuerySet(models.QuerySet):
         selected, params = [], []
         for field in concrete:
             if field.attname == "change_seq":
-                fragment, fragment_params = compiler.compile(NextChangeSeq())
+                fragment, fragment_params = compiler.compile(NextChangeSeq(Value(task.user_id)))
             else:
                 value = field.pre_save(task, add=True)
                 fragment, fragment_params = "%s", [field.get_db_prep_save(value, connection)]

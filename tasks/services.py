@@ -22,7 +22,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
 from . import positions
-from .models import IdempotencyKey, Task, TaskQuerySet
+from .models import IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
 
 ANY_VERSION = "*"
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
@@ -235,6 +235,8 @@ def _rebalance(tasks: TaskQuerySet) -> None:
     for task, key in zip(ordered, positions.spread(len(ordered)), strict=True):
         task.position = key
     Task.objects.bulk_update(ordered, ["position"], batch_size=1000)
+    # Sync clients and ETag holders must see the new positions as changes.
+    tasks.update(change_seq=NextChangeSeq(F("user_id")), version=F("version") + 1)
 
 
 def request_fingerprint(data: dict) -> str:

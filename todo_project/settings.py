@@ -113,7 +113,10 @@ DATABASE_ROUTERS = ["tasks.routers.NoAuthTablesRouter"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A health check is one more round trip on every request. Without it, a connection broken
+    # while idle fails one request (503, retryable) and is then replaced: Django closes a
+    # connection that raised an error at the end of the request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
     # A transaction-mode pooler (Neon's pooled endpoint, PgBouncer) cannot keep a cursor open
     # across transactions.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -350,3 +350,21 @@ def test_a_method_the_route_does_not_have_is_405(alice, make_task, method, path)
     response = getattr(alice, method)(path.format(id=task["id"]), {}, format="json")
     assert_error(response, 405, "method_not_allowed")
     assert alice.get(f"/v1/tasks/{task['id']}").json() == task
+
+
+def test_serializer_fast_path_matches_drf(alice, make_task):
+    """TaskSerializer.to_representation skips DRF's per-field machinery for speed; it must
+    write exactly what DRF's own fields would."""
+    from rest_framework import serializers
+
+    from tasks.serializers import TaskSerializer
+
+    task = make_task(
+        details="d", completed=True, due_at="2026-03-01", priority="high", labels=["a", "B"]
+    )
+    alice.patch(f"/v1/tasks/{task['id']}", {"recurrence": "FREQ=WEEKLY;BYDAY=MO"}, format="json")
+    stored = Task.objects.get(pk=task["id"])
+    fast = TaskSerializer(stored).data
+    drf = serializers.ModelSerializer.to_representation(TaskSerializer(stored), stored)
+    assert fast == dict(drf)
+    assert fast["completed_at"] and fast["due_at"] == "2026-03-01T00:00:00Z"

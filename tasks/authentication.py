@@ -132,10 +132,17 @@ class TokenClaimsUser(TokenUser):
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     """`Authorization: Bearer <JWT>`; every failure is a 401 with a `WWW-Authenticate` challenge."""
 
+    def get_raw_token(self, header: bytes) -> bytes | None:
+        # Authentication schemes are case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+        scheme, _, credentials = header.partition(b" ")
+        if scheme.lower() == b"bearer":
+            header = b"Bearer " + credentials
+        return super().get_raw_token(header)
+
     def authenticate_header(self, request) -> str:
         # RFC 6750 §3: name the error only when a bearer token was actually presented.
         scheme, *credentials = request.META.get("HTTP_AUTHORIZATION", "").split() or [""]
-        if scheme == "Bearer" and credentials:
+        if scheme.lower() == "bearer" and credentials:
             return 'Bearer realm="api", error="invalid_token"'
         return 'Bearer realm="api"'
 

@@ -15,7 +15,11 @@ class TaskFilterForm(forms.Form):
         cleaned = super().clean()
         # `?completed=` or `?overdue=` is a value too, and not one of the two allowed.
         for name in ("completed", "overdue"):
-            if name in self.data and cleaned.get(name) not in BOOLEAN_WORDS:
+            if (
+                name in self.data
+                and name not in self.errors
+                and cleaned.get(name) not in BOOLEAN_WORDS
+            ):
                 self.add_error(name, forms.ValidationError("Must be `true` or `false`.", "invalid"))
         return cleaned
 

@@ -1,4 +1,4 @@
-"""Request ids and structured access logs: one JSON line per request."""
+"""Request ids, the Host check, and structured access logs: one JSON line per request."""
 
 import logging
 import re
@@ -21,6 +21,9 @@ class RequestLogMiddleware:
 
     def __call__(self, request):
         started = time.perf_counter()
+        # Validates Host against ALLOWED_HOSTS (DisallowedHost: a JSON 400) before anything
+        # builds a link from it.
+        request.get_host()
         given = request.headers.get(REQUEST_ID_HEADER, "")
         request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         response = self.get_response(request)

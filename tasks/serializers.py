@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 from dateutil.rrule import rrulestr
 from django.utils import timezone
@@ -16,10 +17,14 @@ from .models import (
 )
 
 SUPPORTED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# RFC 5545 §3.3.10 value ranges that dateutil does not check (absolute values; 0 is never valid).
+RULE_RANGES = {"BYMONTHDAY": (1, 31), "BYMONTH": (1, 12), "BYYEARDAY": (1, 366),
+               "BYWEEKNO": (1, 53), "INTERVAL": (1, 9999), "COUNT": (1, 9999)}  # fmt: skip
+POSITIVE_ONLY = {"BYMONTH", "INTERVAL", "COUNT"}
 PRIORITY_LABELS = dict(Priority.choices)
 
 
-def _timestamp(value: dt.datetime | None) -> str | None:
+def timestamp(value: dt.datetime | None) -> str | None:
     """RFC 3339 in UTC with a `Z`, as DRF's DateTimeField writes it."""
     if value is None:
         return None
@@ -119,13 +124,22 @@ class RecurrenceField(StrictCharField):
         rule = rule.removeprefix("RRULE:").removeprefix("rrule:")
         if not rule:
             return ""
+        parts = dict(part.split("=", 1) for part in rule.upper().split(";") if "=" in part)
+        if "COUNT" in parts and "UNTIL" in parts:
+            # RFC 5545 §3.3.10: COUNT and UNTIL MUST NOT occur in the same rule.
+            raise serializers.ValidationError("COUNT and UNTIL cannot be combined.", code="invalid")
+        for name, (low, high) in RULE_RANGES.items():
+            for value in filter(None, parts.get(name, "").split(",")):
+                number = int(value) if re.fullmatch(r"[+-]?[0-9]{1,4}", value) else 0
+                if not low <= abs(number) <= high or (number < 0 and name in POSITIVE_ONLY):
+                    raise serializers.ValidationError(
+                        f"{name}={value} is out of range.", code="invalid"
+                    )
         try:
-            frequency = dict(
-                part.split("=", 1) for part in rule.upper().split(";") if "=" in part
-            ).get("FREQ")
             rrulestr(rule, dtstart=timezone.now())
         except (ValueError, TypeError, OverflowError) as exc:
             raise serializers.ValidationError(f"Not a valid RRULE: {exc}", code="invalid") from exc
+        frequency = parts.get("FREQ")
         if frequency not in SUPPORTED_FREQUENCIES:
             raise serializers.ValidationError(
                 f"FREQ must be one of {', '.join(SUPPORTED_FREQUENCIES)}.", code="invalid"
@@ -188,10 +202,10 @@ class TaskSerializer(serializers.ModelSerializer):
             "title": task.title,
             "details": task.details,
             "completed": task.completed,
-            "created_at": _timestamp(task.created_at),
-            "updated_at": _timestamp(task.updated_at),
-            "due_at": _timestamp(task.due_at),
-            "completed_at": _timestamp(task.completed_at),
+            "created_at": timestamp(task.created_at),
+            "updated_at": timestamp(task.updated_at),
+            "due_at": timestamp(task.due_at),
+            "completed_at": timestamp(task.completed_at),
             "priority": PRIORITY_LABELS[task.priority],
             "labels": task.labels,
             "position": task.position,

@@ -26,6 +26,7 @@ from .models import IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
 
 ANY_VERSION = "*"
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+UNLIMITED = 2**62
 
 Versions = list[int] | str | None
 
@@ -104,11 +105,12 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
     """A write that may complete a task. A non-recurring task (the common case) is one
     statement; a recurring one is locked, written and followed by its next occurrence in one
     transaction, so the next occurrence is created exactly once however many completes race."""
-    try:
-        task, _ = _written(tasks.filter(recurrence=""), task_id, versions, **values)
-        return task
-    except Task.DoesNotExist:
-        pass  # missing, or recurring: find out under the lock
+    if not values.get("recurrence"):  # a write that adds a rule takes the locked path
+        try:
+            task, _ = _written(tasks.filter(recurrence=""), task_id, versions, **values)
+            return task
+        except Task.DoesNotExist:
+            pass  # missing, or recurring: find out under the lock
     with transaction.atomic():
         list(_one_task(tasks, task_id).select_for_update())
         task, just_completed = _written(tasks, task_id, versions, **values)
@@ -126,14 +128,16 @@ def _create_next_occurrence(task: Task) -> Task | None:
     due_at = next_due(task.recurrence, task.due_at)
     if due_at is None:  # the rule is exhausted (COUNT or UNTIL)
         return None
-    rule = task.recurrence
-    return Task.objects.create(
+    # Through create_within_limit so the row gets its change_seq; the next occurrence replaces
+    # the completed one in the series, so the per-user cap does not stop it.
+    return Task.objects.create_within_limit(
+        limit=UNLIMITED,
         user_id=task.user_id,
         title=task.title,
         details=task.details,
         priority=task.priority,
         labels=task.labels,
-        recurrence=_remaining(rule),
+        recurrence=_remaining(task.recurrence),
         due_at=due_at,
         position=positions.for_new_task(),
     )
@@ -185,9 +189,10 @@ def tasks_clear_completed(*, tasks: TaskQuerySet) -> int:
 
 def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
     """A new task for `user_id`, unless they already have `max_tasks` (409, nothing stored)."""
-    fields = {"position": positions.for_new_task(), **fields}
+    now = timezone.now()
+    fields = {"position": positions.for_new_task(), "created_at": now, **fields}
     if fields.get("completed"):
-        fields["completed_at"] = timezone.now()
+        fields["completed_at"] = now
     try:
         task = Task.objects.create_within_limit(limit=max_tasks, user_id=user_id, **fields)
     except IntegrityError:
@@ -281,10 +286,12 @@ def tasks_stats(*, tasks: TaskQuerySet, today_start: datetime, today_end: dateti
     """Counts for the caller's tasks, in one aggregate query."""
     now = timezone.now()
     open_ = Q(completed=False)
-    return tasks.aggregate(
-        total=Count("id"),
-        open=Count("id", filter=open_),
-        completed=Count("id", filter=Q(completed=True)),
-        overdue=Count("id", filter=open_ & Q(due_at__lt=now)),
-        due_today=Count("id", filter=open_ & Q(due_at__gte=today_start, due_at__lt=today_end)),
+    # Aliases may not shadow field names (`completed`), hence the `n_` prefix.
+    counts = tasks.aggregate(
+        n_total=Count("id"),
+        n_open=Count("id", filter=open_),
+        n_completed=Count("id", filter=Q(completed=True)),
+        n_overdue=Count("id", filter=open_ & Q(due_at__lt=now)),
+        n_due_today=Count("id", filter=open_ & Q(due_at__gte=today_start, due_at__lt=today_end)),
     )
+    return {name.removeprefix("n_"): count for name, count in counts.items()}

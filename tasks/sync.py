@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
+from django.core.signing import BadSignature, Signer
 from django.db import connections
 from django.db.models.expressions import RawSQL
 from rest_framework import status
@@ -27,6 +28,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from .models import Task, TaskQuerySet
 from .pagination import Key, rows_after
 
+TOKEN_SIGNER = Signer(salt="tasks.sync.token")
 SYNC_ORDER = (Key("change_seq", descending=False), Key("id", descending=False))
 
 
@@ -44,16 +46,17 @@ class SyncToken:
 
     def encode(self) -> str:
         payload = orjson.dumps({"s": self.change_seq, "i": self.last_id, "t": int(self.issued_at)})
-        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        return TOKEN_SIGNER.sign(base64.urlsafe_b64encode(payload).decode().rstrip("="))
 
     @classmethod
     def decode(cls, raw: str) -> SyncToken:
         try:
+            raw = TOKEN_SIGNER.unsign(raw)
             payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
             token = cls(int(payload["s"]), str(payload["i"]), float(payload["t"]))
             if token.last_id:
                 uuid.UUID(token.last_id)
-        except (ValueError, TypeError, KeyError, binascii.Error):
+        except (ValueError, TypeError, KeyError, binascii.Error, BadSignature):
             raise ValidationError({"since": ["Invalid sync token."]}, code="invalid") from None
         retention = settings.TOMBSTONE_RETENTION_DAYS * 86400
         if time.time() - token.issued_at > retention:

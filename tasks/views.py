@@ -35,6 +35,7 @@ from .serializers import (
     MoveSerializer,
     StatsSerializer,
     TaskSerializer,
+    timestamp,
 )
 
 IF_MATCH = OpenApiParameter(
@@ -252,7 +253,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         )
         context = self.get_serializer_context()
         results = [
-            {"id": str(row.id), "deleted": True, "deleted_at": row.deleted_at}
+            {"id": str(row.id), "deleted": True, "deleted_at": timestamp(row.deleted_at)}
             if row.deleted_at
             else {**TaskSerializer(row, context=context).data, "deleted": False}
             for row in rows
@@ -350,5 +351,6 @@ def development_login(request):
         )
         return response
     if request.method == "POST":
-        return JsonResponse(error_body("required", "Paste a token."), status=422)
+        body = error_body("required", "Paste a token.", "validation_error")
+        return JsonResponse(body, status=422)
     return render(request, "tasks/development_login.html")

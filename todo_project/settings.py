@@ -4,11 +4,11 @@ Production safety is the default: DEBUG is off and the service refuses to start 
 check tokens with. Development is opt-in (`make run` writes a `.env` with DEBUG on).
 """
 
+import hashlib
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,9 +64,17 @@ if unknown := set(JWT_ALGORITHMS) - set(SUPPORTED_JWT_ALGORITHMS):
 if not 0 <= JWT_LEEWAY_SECONDS <= 60:
     raise ImproperlyConfigured("JWT_LEEWAY_SECONDS must be between 0 and 60.")
 
-# Nothing in this service signs data with Django's key (no sessions, no CSRF cookies, no
-# password resets), so a per-process random key is safe when none is given.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or get_random_secret_key()
+# Django's key signs the pagination cursors and sync tokens (and, in DEBUG, the login form's CSRF
+# cookie), so every worker and instance needs the same one: DJANGO_SECRET_KEY, or one derived from
+# the deployment's own settings. A forged cursor could only point into the caller's own tasks.
+SECRET_KEY = (
+    env.str("DJANGO_SECRET_KEY", default="")
+    or hashlib.sha256(
+        "tasks-api:{}:{}:{}".format(
+            BETTER_AUTH_SECRET, env.str("DATABASE_URL", default=""), BETTER_AUTH_JWKS_URL
+        ).encode()
+    ).hexdigest()
+)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 

@@ -8,7 +8,7 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 
 from . import services
 from .models import Task, TaskQuerySet
-from .serializers import TaskSerializer
+from .serializers import StrictUUIDField, TaskSerializer
 
 MAX_OPERATIONS = 100
 OPERATIONS = ("create", "update", "delete", "toggle")
@@ -16,7 +16,7 @@ OPERATIONS = ("create", "update", "delete", "toggle")
 
 class OperationSerializer(serializers.Serializer):
     op = serializers.ChoiceField(choices=OPERATIONS)
-    id = serializers.UUIDField(required=False)
+    id = StrictUUIDField(required=False)
     data = serializers.DictField(required=False)
 
     def validate(self, attrs: dict) -> dict:
@@ -81,14 +81,17 @@ def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict) 
     serializer = TaskSerializer(data=operation["data"], partial=op == "update", context=context)
     if not serializer.is_valid():
         raise ValidationError({"data": serializer.errors})
-    if op == "create":
-        task = services.task_create(
-            user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
-        )
-        code = status.HTTP_201_CREATED
-    else:
-        task = services.task_update(
-            tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
-        )
-        code = status.HTTP_200_OK
+    try:
+        if op == "create":
+            task = services.task_create(
+                user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
+            )
+            code = status.HTTP_201_CREATED
+        else:
+            task = services.task_update(
+                tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
+            )
+            code = status.HTTP_200_OK
+    except ValidationError as error:  # a rule the database enforces: still about `data`
+        raise ValidationError({"data": error.detail}) from None
     return {"status": code, "task": TaskSerializer(task, context=context).data}

@@ -90,4 +90,4 @@ class TaskFilter(filters.FilterSet):
         return queryset.filter(labels__has_label=value.strip())
 
     def filter_search(self, queryset, name: str, value: str):
-        return queryset.filter(Q(title__icontains=value) | Q(details__icontains=value))
+        return queryset.filter(Q(title__search=value) | Q(details__search=value))

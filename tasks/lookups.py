@@ -1,11 +1,16 @@
-"""`labels__has_label="x"`: a JSON array of strings that contains "x", on both databases.
+"""Lookups that behave alike on PostgreSQL and SQLite.
+
+`labels__has_label="x"`: a JSON array of strings that contains "x".
 
 PostgreSQL: `labels @> '["x"]'`, served by the GIN index on labels. SQLite (no JSON
 containment, and Django's `contains` is not supported there): `EXISTS` over `json_each`.
 """
 
 import orjson
-from django.db.models import JSONField, Lookup
+from django.db.backends.signals import connection_created
+from django.db.models import CharField, JSONField, Lookup, TextField
+from django.db.models.lookups import IContains
+from django.dispatch import receiver
 
 
 @JSONField.register_lookup
@@ -26,3 +31,38 @@ class HasLabel(Lookup):
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} @> %s::jsonb", [*lhs_params, orjson.dumps([self.rhs]).decode()]
+
+
+class Search(Lookup):
+    """`title__search="x"`: case-insensitive substring match.
+
+    PostgreSQL: Django's `icontains` (`UPPER(title) LIKE UPPER('%x%')`), which the trigram
+    indexes serve. SQLite's LIKE folds ASCII only, so there both sides go through Python's
+    `str.casefold` (registered on each SQLite connection by `register_casefold`).
+    """
+
+    lookup_name = "search"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        return IContains(self.lhs, self.rhs).as_sql(compiler, connection)
+
+    def as_sqlite(self, compiler, connection):
+        contains = IContains(self.lhs, self.rhs)  # its escaping of % and _, and the %…% around
+        lhs, lhs_params = contains.process_lhs(compiler, connection)
+        rhs, rhs_params = contains.process_rhs(compiler, connection)
+        return f"casefold({lhs}) LIKE casefold({rhs}) ESCAPE '\\'", [*lhs_params, *rhs_params]
+
+
+CharField.register_lookup(Search)
+TextField.register_lookup(Search)
+
+
+def _casefold(value):
+    return None if value is None else value.casefold()
+
+
+@receiver(connection_created, dispatch_uid="tasks.sqlite_casefold")
+def register_casefold(sender, connection, **kwargs) -> None:
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("casefold", 1, _casefold, deterministic=True)

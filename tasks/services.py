@@ -14,14 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import orjson
-from dateutil.rrule import rrulestr
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
-from . import positions
+from . import positions, recurrence
 from .models import IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
 
 ANY_VERSION = "*"
@@ -119,13 +118,8 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
         return task
 
 
-def next_due(rule: str, due_at: datetime) -> datetime | None:
-    """The first occurrence of `rule` (counted from `due_at`) after `due_at`."""
-    return rrulestr(rule, dtstart=due_at).after(due_at)
-
-
 def _create_next_occurrence(task: Task) -> Task | None:
-    due_at = next_due(task.recurrence, task.due_at)
+    due_at = recurrence.next_due(task.recurrence, task.due_at)
     if due_at is None:  # the rule is exhausted (COUNT or UNTIL)
         return None
     # Through create_within_limit so the row gets its change_seq; the next occurrence replaces

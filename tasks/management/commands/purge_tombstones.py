@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from tasks.models import Task
@@ -18,5 +19,12 @@ class Command(BaseCommand):
         # still-valid token miss a deletion.
         days = settings.TOMBSTONE_RETENTION_DAYS
         cutoff = timezone.now() - timedelta(days=days)
-        deleted, _ = Task.objects.filter(deleted_at__lt=cutoff).delete()
+        # Each user's newest row stays: on SQLite the next change_seq is the owner's max + 1,
+        # and purging the max would let a new change reuse a number a token has already seen.
+        newest = Task.objects.filter(user_id=OuterRef("user_id")).order_by("-change_seq", "-id")
+        deleted, _ = (
+            Task.objects.filter(deleted_at__lt=cutoff)
+            .exclude(pk__in=Subquery(newest.values("pk")[:1]))
+            .delete()
+        )
         self.stdout.write(f"Purged {deleted} tombstone(s) older than {days} days.")

@@ -266,9 +266,9 @@ def start_server(server: Server, secret: str) -> None:
         "DATABASE_URL": server.database_url,
         "BETTER_AUTH_SECRET": secret,
         "DEBUG": "false",
-        # Production-shaped: rate-limit counters in Redis, on every request, with a limit no
-        # benchmark reaches (peers ignore both).
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # The throttle runs on every request, with a limit no benchmark reaches (peers ignore
+        # it). REDIS_URL passes through from the environment: unset by default, as in a
+        # single-host deployment (per-worker counters); set it to measure the shared counters.
         "RATE_LIMIT": "1000000000/minute",
     }
     with open(server.log_path, "ab") as log_file:

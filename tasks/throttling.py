@@ -14,7 +14,6 @@ import math
 import time
 from functools import cache
 
-import redis
 from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
@@ -23,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                   "h": 3600, "hour": 3600, "d": 86400, "day": 86400}  # fmt: skip
+
+
+class CounterUnavailable(Exception):
+    """Redis did not answer."""
 
 
 def parse_rate(rate: str) -> tuple[int, int] | None:
@@ -34,9 +37,13 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
 
 
 @cache
-def redis_client() -> redis.Redis | None:
+def redis_client():
+    """A client for `REDIS_URL`, or None. redis-py is imported only then: it adds about 20 MB
+    to every worker."""
     if not settings.REDIS_URL:
         return None
+    import redis
+
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
@@ -48,10 +55,15 @@ def count_hit(key: str, window: int) -> int:
         if local.add(key, 1, timeout=window):
             return 1
         return local.incr(key)
+    import redis  # already loaded by redis_client()
+
     pipeline = client.pipeline()
     pipeline.incr(key)
     pipeline.expire(key, window, nx=True)
-    count, _ = pipeline.execute()
+    try:
+        count, _ = pipeline.execute()
+    except redis.RedisError as exc:
+        raise CounterUnavailable(str(exc)) from exc
     return count
 
 
@@ -70,7 +82,7 @@ class UserRateThrottle(BaseThrottle):
         reset = max(1, math.ceil(window_start + window - now))
         try:
             count = count_hit(f"ratelimit:{request.user.id}:{window}:{window_start}", window)
-        except redis.RedisError as exc:
+        except CounterUnavailable as exc:
             # Fail open: a cache outage must not take the API down with it.
             logger.warning("Rate limit counter unavailable: %s", exc)
             return True

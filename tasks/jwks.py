@@ -133,8 +133,12 @@ class JwksKeys:
             return self._refresh(stale=self._key_set).keys
 
     def _refresh(self, *, stale: KeySet | None) -> KeySet:
-        if stale and time.time() - self._last_failed_fetch < self.miss_refetch_seconds:
-            return stale  # the auth server just failed us: do not retry on every request
+        # The auth server just failed us: do not ask again on every request (each would wait
+        # for the timeout) but answer from what is cached, or 503, until the window passes.
+        if time.time() - self._last_failed_fetch < self.miss_refetch_seconds:
+            if stale:
+                return stale
+            raise self._unavailable()
         try:
             document = self._fetch()
         except (OSError, ValueError) as exc:
@@ -143,9 +147,7 @@ class JwksKeys:
                 logger.warning("JWKS fetch from %s failed (%s); using cached keys", self.url, exc)
                 return stale
             logger.error("JWKS fetch from %s failed (%s) and no keys are cached", self.url, exc)
-            unavailable = AuthServerUnavailable()
-            unavailable.wait = self.miss_refetch_seconds
-            raise unavailable from exc
+            raise self._unavailable() from exc
         key_set = KeySet(parse_jwks(document, self.algorithms), time.time())
         self._key_set = key_set
         cache.set(
@@ -154,6 +156,11 @@ class JwksKeys:
             timeout=self.cache_seconds,
         )
         return key_set
+
+    def _unavailable(self) -> AuthServerUnavailable:
+        unavailable = AuthServerUnavailable()
+        unavailable.wait = self.miss_refetch_seconds
+        return unavailable
 
     def _from_shared_cache(self) -> KeySet | None:
         entry = cache.get(CACHE_KEY.format(url=self.url))

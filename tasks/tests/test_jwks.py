@@ -283,3 +283,11 @@ def test_other_claims_are_available_on_the_request_user(jwks, rf):
     user, _ = BearerTokenAuthentication().authenticate(request)
     assert user.id == "eytewwOfsiESENxhipop102ubH2xjN5g"
     assert user.claims["email"] == "a@example.com"
+
+
+def test_an_unreachable_jwks_is_not_asked_again_on_every_request(api_client, db, jwks):
+    jwks.failing = True
+    token = jwks.keys[0].sign(jwks.claims())
+    statuses = [call(api_client, token).status_code for _ in range(5)]
+    assert statuses == [503] * 5
+    assert jwks.fetches == 1  # then 503 from memory until JWKS_MISS_REFETCH_SECONDS pass

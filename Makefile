@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+BENCH_ARGS ?= --two-instances
 
 .PHONY: run test lint format schema bench soak clean
 

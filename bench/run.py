@@ -149,7 +149,7 @@ def parse_args() -> argparse.Namespace:
         help=f"subset of: {' '.join(SCENARIO_NAMES)}",
     )
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (default 8)")
+    parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run (default 6)")
     parser.add_argument(
         "--warmup",
         type=int,

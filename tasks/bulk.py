@@ -3,31 +3,83 @@
 from __future__ import annotations
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.fields import empty
 
 from . import services
 from .models import Task, TaskQuerySet
-from .serializers import StrictUUIDField, TaskSerializer
+from .serializers import Literal, StrictUUIDField, TaskSerializer
 
 MAX_OPERATIONS = 100
-OPERATIONS = ("create", "update", "delete", "toggle")
+
+
+class Absent(serializers.Field):
+    """A key the object must not have (`{"not": {}}` in the schema)."""
+
+    def __init__(self, message: str, **kwargs) -> None:
+        self.message = message
+        super().__init__(required=False, **kwargs)
+
+    def run_validation(self, data=empty):
+        if data is empty:
+            raise serializers.SkipField()
+        raise ValidationError(self.message, code="invalid")
+
+
+# The operation's task fields, checked by TaskSerializer when the operation runs (so that its
+# errors come in order with those of the operations before it).
+@extend_schema_field(TaskSerializer)
+class TaskFields(serializers.DictField):
+    pass
+
+
+@extend_schema_field(TaskSerializer(partial=True))
+class TaskChanges(serializers.DictField):
+    pass
+
+
+class CreateOperationSerializer(serializers.Serializer):
+    """Create a task."""
+
+    op = Literal("create")
+    id = Absent("A create takes no id.")
+    data = TaskFields()
+
+
+class UpdateOperationSerializer(serializers.Serializer):
+    """Change some fields of task `id`, as PATCH does."""
+
+    op = Literal("update")
+    id = StrictUUIDField()
+    data = TaskChanges()
+
+
+class TaskOperationSerializer(serializers.Serializer):
+    """Delete task `id`, or flip its `completed`."""
+
+    op = Literal("delete", "toggle")
+    id = StrictUUIDField()
+
+
+OPERATIONS = {
+    "create": CreateOperationSerializer,
+    "update": UpdateOperationSerializer,
+    "delete": TaskOperationSerializer,
+    "toggle": TaskOperationSerializer,
+}
 
 
 class OperationSerializer(serializers.Serializer):
-    op = serializers.ChoiceField(choices=OPERATIONS)
-    id = StrictUUIDField(required=False)
-    data = serializers.DictField(required=False)
+    """One operation: what else it takes depends on its `op` (documented as their `oneOf`)."""
 
-    def validate(self, attrs: dict) -> dict:
-        needs_id = attrs["op"] != "create"
-        if needs_id and "id" not in attrs:
-            raise ValidationError({"id": ["Required for this op."]}, code="required")
-        if not needs_id and "id" in attrs:
-            raise ValidationError({"id": ["A create takes no id."]}, code="invalid")
-        if attrs["op"] in ("create", "update") and "data" not in attrs:
-            raise ValidationError({"data": ["Required for this op."]}, code="required")
-        return attrs
+    op = serializers.ChoiceField(choices=list(OPERATIONS))
+
+    def to_internal_value(self, data) -> dict:
+        operation = OPERATIONS[super().to_internal_value(data)["op"]](data=data)
+        operation.is_valid(raise_exception=True)
+        return operation.validated_data
 
 
 class BulkSerializer(serializers.Serializer):
@@ -81,17 +133,14 @@ def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict) 
     serializer = TaskSerializer(data=operation["data"], partial=op == "update", context=context)
     if not serializer.is_valid():
         raise ValidationError({"data": serializer.errors})
-    try:
-        if op == "create":
-            task = services.task_create(
-                user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
-            )
-            code = status.HTTP_201_CREATED
-        else:
-            task = services.task_update(
-                tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
-            )
-            code = status.HTTP_200_OK
-    except ValidationError as error:  # a rule the database enforces: still about `data`
-        raise ValidationError({"data": error.detail}) from None
+    if op == "create":
+        task = services.task_create(
+            user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
+        )
+        code = status.HTTP_201_CREATED
+    else:
+        task = services.task_update(
+            tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
+        )
+        code = status.HTTP_200_OK
     return {"status": code, "task": TaskSerializer(task, context=context).data}

@@ -2,9 +2,10 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
 
-from .models import Priority
-from .serializers import parse_due
+from .models import LABEL_MAX_LENGTH, Priority
+from .serializers import DUE_SCHEMA, NO_NUL, parse_due
 
 BOOLEAN_WORDS = {"true": True, "false": False}
 SEARCH_MAX_LENGTH = 200
@@ -13,6 +14,10 @@ SEARCH_MAX_LENGTH = 200
 class TaskFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
+        # Each priority at most once (which also bounds the query string).
+        priorities = self.data.getlist("priority")
+        if len(set(priorities)) < len(priorities):
+            self.add_error("priority", forms.ValidationError("Repeats a value.", "invalid"))
         # `?completed=` or `?overdue=` is a value too, and not one of the two allowed.
         for name in ("completed", "overdue"):
             if (
@@ -25,11 +30,15 @@ class TaskFilterForm(forms.Form):
 
 
 class DueField(forms.CharField):
+    """A due-date bound, as `due_at` takes it: not trimmed, and `?due_after=` is an error."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(strip=False, **kwargs)
+
     def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
+        if value is None:  # not in the query string
             return None
-        parsed = parse_due(value.strip())
+        parsed = parse_due(super().clean(value))
         if parsed is None:
             raise forms.ValidationError(
                 "Must be an RFC 3339 date-time with an offset, or a YYYY-MM-DD date.", "invalid"
@@ -37,6 +46,7 @@ class DueField(forms.CharField):
         return parsed
 
 
+@extend_schema_field(DUE_SCHEMA)
 class DueFilter(filters.Filter):
     field_class = DueField
 
@@ -64,10 +74,16 @@ class TaskFilter(filters.FilterSet):
         method="filter_priority",
         help_text="One or more priorities (repeat the parameter).",
     )
-    label = filters.CharFilter(method="filter_label", help_text="Tasks carrying this label.")
+    label = filters.CharFilter(
+        method="filter_label",
+        max_length=LABEL_MAX_LENGTH,  # no label is longer
+        strip=False,  # the length is checked as sent
+        help_text="Tasks carrying this label.",
+    )
     q = filters.CharFilter(
         method="filter_search",
         max_length=SEARCH_MAX_LENGTH,
+        strip=False,  # the length is checked as sent
         help_text="Case-insensitive text in the title or details.",
     )
 
@@ -86,8 +102,13 @@ class TaskFilter(filters.FilterSet):
             return queryset
         return queryset.filter(priority__in=[Priority.labels.index(v) for v in value])
 
+    @extend_schema_field({"type": "string", "maxLength": LABEL_MAX_LENGTH, "pattern": NO_NUL})
     def filter_label(self, queryset, name: str, value: str):
         return queryset.filter(labels__has_label=value.strip())
 
+    @extend_schema_field({"type": "string", "maxLength": SEARCH_MAX_LENGTH, "pattern": NO_NUL})
     def filter_search(self, queryset, name: str, value: str):
+        value = value.strip()
+        if not value:
+            return queryset
         return queryset.filter(Q(title__search=value) | Q(details__search=value))

@@ -12,6 +12,8 @@ LABEL_MAX_LENGTH = 50
 LABELS_MAX_COUNT = 20
 RECURRENCE_MAX_LENGTH = 500
 POSITION_MAX_LENGTH = 64
+# A recurring task needs a due date (the next one is computed from it).
+RECURRENCE_CHECK = "tasks_recurrence_needs_due_at"
 
 
 class Priority(models.IntegerChoices):
@@ -177,7 +179,7 @@ class Task(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(recurrence="") | Q(due_at__isnull=False),
-                name="tasks_recurrence_needs_due_at",
+                name=RECURRENCE_CHECK,
             )
         ]
 

@@ -25,6 +25,10 @@ from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+PAGE_SIZE_SCHEMA = {"type": "integer", "minimum": 1}
+# A cursor or sync token as this service signs them (base64url, `:`, base64url): any other string
+# is refused, and a real one is far shorter (which keeps a query string under the server's limit).
+SIGNED_TOKEN_SCHEMA = {"type": "string", "maxLength": 512, "pattern": "^[A-Za-z0-9_:-]*$"}
 NOTHING = Q(pk__in=[])
 # Only cursors this service issued are accepted (a forged one could only point into the caller's
 # own tasks, but the contract says 422).
@@ -137,15 +141,18 @@ class KeysetPagination(BasePagination):
         )
 
     def get_page_size(self, request) -> int:
+        """`page_size`: a positive integer in decimal digits; any above the cap is the cap."""
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return DEFAULT_PAGE_SIZE
-        size = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 0
-        if size < 1:
+        if not re.fullmatch(r"0*[1-9][0-9]*", raw):
             raise ValidationError(
                 {self.page_size_query_param: ["Must be a positive integer."]}, code="invalid"
             )
-        return min(size, MAX_PAGE_SIZE)
+        digits = raw.lstrip("0")  # more digits than the cap has: over it (and no int() needed)
+        if len(digits) > len(str(MAX_PAGE_SIZE)):
+            return MAX_PAGE_SIZE
+        return min(int(digits), MAX_PAGE_SIZE)
 
     def get_ordering(self, request) -> str:
         ordering = request.query_params.get(self.ordering_query_param, DEFAULT_ORDERING)
@@ -197,7 +204,7 @@ class KeysetPagination(BasePagination):
                 "required": False,
                 "in": "query",
                 "description": "An opaque cursor from a previous page's `next` or `previous` link.",
-                "schema": {"type": "string"},
+                "schema": SIGNED_TOKEN_SCHEMA,
             },
             {
                 "name": self.page_size_query_param,
@@ -205,7 +212,7 @@ class KeysetPagination(BasePagination):
                 "in": "query",
                 "description": f"Tasks per page (default {DEFAULT_PAGE_SIZE}; values above "
                 f"{MAX_PAGE_SIZE} are capped at {MAX_PAGE_SIZE}).",
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": PAGE_SIZE_SCHEMA,
             },
             {
                 "name": self.ordering_query_param,

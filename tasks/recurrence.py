@@ -1,85 +1,116 @@
-"""RFC 5545 recurrence rules (RRULE), parsed with python-dateutil.
+"""RFC 5545 recurrence rules (RRULE): the grammar the API accepts, and the next due date.
 
-dateutil searches period by period until year 9999 for a rule that never occurs
-(`FREQ=MONTHLY;BYMONTHDAY=31;BYDAY=MO` does, `FREQ=DAILY;BYMONTHDAY=30` with a February
-start only rarely): every search here is bounded by `HORIZON`, and a rule with no occurrence
-within it is refused.
+The grammar is one regular expression, `RRULE_PATTERN`: the service accepts exactly the strings it
+matches, and the OpenAPI schema publishes it as the `recurrence` field's `pattern`. It is `FREQ`
+first (optionally after `RRULE:`), then any of the parts below, in any order, each at most once,
+and never both `COUNT` and `UNTIL`. Weekly and daily rules take weekdays (`BYDAY=MO,WE`); monthly
+and yearly ones also take `BYMONTH`, `BYMONTHDAY`, and numbered weekdays instead (`BYDAY=-1FR`).
+
+python-dateutil computes the occurrences. Whether a rule has a next occurrence depends on the
+task's `due_at` (`FREQ=DAILY;INTERVAL=7;BYDAY=MO` never meets a Tuesday, `BYMONTH=2;BYMONTHDAY=30`
+no date at all), so that is not a validation rule: such a rule ends the series, as an exhausted
+`COUNT` or `UNTIL` does. dateutil looks for it period by period up to year 9999: at most about
+0.5 s of CPU, on completion only, for the worst rule the grammar allows (DAILY or WEEKLY rules
+cannot filter by month, which would cost ten times that).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import datetime
 
-from dateutil.parser import isoparse
 from dateutil.rrule import rrulestr
 
-SUPPORTED_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
-SUPPORTED_PARTS = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL", "WKST"}
-# RFC 5545 §3.3.10 value ranges that dateutil does not check (absolute values; 0 is never valid).
-RANGES = {"BYMONTHDAY": (1, 31), "BYMONTH": (1, 12), "INTERVAL": (1, 9999), "COUNT": (1, 9999)}
-POSITIVE_ONLY = {"BYMONTH", "INTERVAL", "COUNT"}
-# Long enough for the rarest supported pattern (a weekday on the 29th of February: 28 years).
-HORIZON = timedelta(days=366 * 30)
+FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+_DAY = "(?:MO|TU|WE|TH|FR|SA|SU)"
+_NUMBER = "[1-9][0-9]{0,3}"  # 1 to 9999
+_MONTH_DAY = "[+-]?(?:[1-9]|[12][0-9]|3[01])"
+_MONTH = "(?:[1-9]|1[0-2])"
+_NTH_DAY = f"[+-]?[1-5]{_DAY}"  # the first (1MO) to fifth, or the last (-1MO) to fifth last
+# UNTIL: a UTC date-time that exists (29 February in leap years only), years 1000 to 9999.
+_YEAR = "[1-9][0-9]{3}"
+_LEAP_YEAR = "(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)"
+_MONTH_AND_DAY = (
+    "(?:(?:0[1-9]|1[0-2])(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])(?:29|30)|(?:0[13578]|1[02])31)"
+)
+_DATE = f"(?:{_YEAR}{_MONTH_AND_DAY}|{_LEAP_YEAR}0229)"
+_UNTIL = f"{_DATE}T(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]Z"
+
+
+def _list(item: str) -> str:
+    return f"{item}(?:,{item})*"
+
+
+# The parts each frequency takes: NAME -> the grammar of its value.
+_COMMON = {"INTERVAL": _NUMBER, "COUNT": _NUMBER, "UNTIL": _UNTIL, "WKST": _DAY}
+PARTS = {
+    "DAILY": {**_COMMON, "BYDAY": _list(_DAY)},
+    "WEEKLY": {**_COMMON, "BYDAY": _list(_DAY)},
+    "MONTHLY": {
+        **_COMMON,
+        # Weekdays, or numbered ones: dateutil would read a mix as both at once, not either.
+        "BYDAY": f"(?:{_list(_DAY)}|{_list(_NTH_DAY)})",
+        "BYMONTHDAY": _list(_MONTH_DAY),
+        "BYMONTH": _list(_MONTH),
+    },
+}
+PARTS["YEARLY"] = PARTS["MONTHLY"]
+
+
+def _rule(frequencies: tuple[str, ...]) -> str:
+    parts = "|".join(f"{name}={value}" for name, value in PARTS[frequencies[0]].items())
+    return f"FREQ=(?:{'|'.join(frequencies)})(?:;(?:{parts}))*"
+
+
+_NAMES = "|".join(PARTS["MONTHLY"])
+# The published grammar ("" is no recurrence). The lookaheads refuse a part given twice, and COUNT
+# with UNTIL (RFC 5545 §3.3.10).
+RRULE_PATTERN = (
+    f"^(?!.*;({_NAMES})=.*;\\1=)(?!.*;COUNT=.*;UNTIL=)(?!.*;UNTIL=.*;COUNT=)"
+    f"(?:(?:RRULE:)?(?:{_rule(('DAILY', 'WEEKLY'))}|{_rule(('MONTHLY', 'YEARLY'))}))?$"
+)
+_RRULE = re.compile(RRULE_PATTERN)
 
 
 class InvalidRule(ValueError):
     pass
 
 
-def parts_of(rule: str) -> dict[str, str]:
-    try:
-        return dict(part.split("=", 1) for part in rule.upper().split(";") if part)
-    except ValueError:
-        raise InvalidRule("Each part must be NAME=VALUE.") from None
+def validate(rule: str) -> str:
+    """The rule without an `RRULE:` prefix, if `RRULE_PATTERN` matches it; else InvalidRule,
+    naming what is wrong."""
+    if _RRULE.fullmatch(rule):
+        return rule.removeprefix("RRULE:")
+    raise InvalidRule(_reason(rule.removeprefix("RRULE:")))
 
 
-def validate(rule: str, *, now: datetime) -> str:
-    """The rule, normalised (no `RRULE:` prefix); raises InvalidRule with the reason."""
-    rule = rule.strip().removeprefix("RRULE:").removeprefix("rrule:")
-    parts = parts_of(rule)
-    if unknown := set(parts) - SUPPORTED_PARTS:
-        raise InvalidRule(f"Unsupported parts: {', '.join(sorted(unknown))}.")
-    if parts.get("FREQ") not in SUPPORTED_FREQUENCIES:
-        raise InvalidRule(f"FREQ must be one of {', '.join(SUPPORTED_FREQUENCIES)}.")
-    if "COUNT" in parts and "UNTIL" in parts:
-        raise InvalidRule("COUNT and UNTIL cannot be combined (RFC 5545 §3.3.10).")
-    for name, (low, high) in RANGES.items():
-        for value in filter(None, parts.get(name, "").split(",")):
-            number = int(value) if value.lstrip("+-").isdigit() and len(value) <= 5 else 0
-            if not low <= abs(number) <= high or (number < 0 and name in POSITIVE_ONLY):
-                raise InvalidRule(f"{name}={value} is out of range.")
-    try:
-        rrulestr(rule, dtstart=now)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidRule(str(exc)) from exc
-    if not _exhausted(parts, now) and _next(rule, parts, now) is None:
-        raise InvalidRule("The rule never occurs.")
-    return rule
+def _reason(rule: str) -> str:
+    first, *rest = rule.split(";")
+    frequency = first.removeprefix("FREQ=")
+    if frequency not in FREQUENCIES or not first.startswith("FREQ="):
+        return f"FREQ= must come first, with {', '.join(FREQUENCIES[:-1])} or {FREQUENCIES[-1]}."
+    seen = set()
+    for part in rest:
+        name, _, value = part.partition("=")
+        grammar = PARTS[frequency].get(name)
+        if grammar is None:
+            supported = ", ".join(PARTS[frequency])
+            return f"FREQ={frequency} takes only these parts (NAME=VALUE): {supported}."
+        if not re.fullmatch(grammar, value):
+            return f"{name}={value} is not a valid {name}."
+        if name in seen:
+            return f"{name} is given twice."
+        seen.add(name)
+    if {"COUNT", "UNTIL"} <= seen:
+        return "COUNT and UNTIL cannot be combined (RFC 5545 §3.3.10)."
+    return "Not a supported RRULE."
 
 
 def next_due(rule: str, due_at: datetime) -> datetime | None:
     """The first occurrence after `due_at` of the series that `due_at` starts, or None when the
-    rule is exhausted (COUNT, UNTIL)."""
-    parts = parts_of(rule)
-    if _exhausted(parts, due_at):
+    series ends there (COUNT or UNTIL exhausted, or no further occurrence before year 10000)."""
+    parts = dict(part.split("=", 1) for part in rule.split(";"))
+    if int(parts.get("COUNT", 2)) <= 1:
         return None
-    return _next(rule, parts, due_at)
-
-
-def _exhausted(parts: dict[str, str], start: datetime) -> bool:
-    if "COUNT" in parts and int(parts["COUNT"]) <= 1:
-        return True
-    return "UNTIL" in parts and _until(parts["UNTIL"], start) <= start
-
-
-def _next(rule: str, parts: dict[str, str], start: datetime) -> datetime | None:
-    horizon = start + HORIZON
-    if "UNTIL" in parts:
-        horizon = min(horizon, _until(parts["UNTIL"], start))
-    bounded = rrulestr(rule, dtstart=start).replace(count=None, until=horizon)
-    return bounded.after(start)
-
-
-def _until(value: str, start: datetime) -> datetime:
-    until = isoparse(value)
-    return until if until.tzinfo else until.replace(tzinfo=start.tzinfo)
+    # COUNT counts the whole series, of which `due_at` is the current occurrence.
+    return rrulestr(rule, dtstart=due_at).replace(count=None).after(due_at)

@@ -1,6 +1,16 @@
-"""OpenAPI generation: each operation documents the errors it can answer, in the one shape."""
+"""OpenAPI generation: each operation documents the errors it can answer, in the one shape; the
+schema states what the code accepts (patterns, bounds, one schema per bulk `op`) and links the
+operations on one task (OpenAPI links), for clients and for schemathesis (fuzz/)."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+import copy
+
+from django_filters import rest_framework as filters
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -11,7 +21,10 @@ ERROR_DESCRIPTIONS = {
     "400": "Malformed JSON, or a body that is not a JSON object.",
     "401": "Missing, malformed, expired or otherwise invalid bearer token.",
     "404": "No such task for the caller (also another user's task, or a malformed id).",
-    "409": "The caller already has `MAX_TASKS_PER_USER` tasks; nothing was stored.",
+    "409": "The request conflicts with what is stored; nothing was changed: the caller already "
+    "has `MAX_TASKS_PER_USER` tasks (`task_limit_reached`), the task would recur without a "
+    "`due_at` (`recurrence_needs_due_at`), or the `Idempotency-Key` was used with another body "
+    "(`idempotency_key_reused`).",
     "410": "The sync token is older than the tombstone retention: resync without `since`.",
     "412": "The task's ETag no longer matches `If-Match`; nothing was changed.",
     "413": "The request body is over 1 MiB.",
@@ -30,7 +43,9 @@ WRITE_ACTIONS = {"update", "partial_update", "destroy", "toggle"}
 # Errors an action answers beyond those of its method and path.
 ACTION_ERRORS = {
     "list": {"422"},  # a bad query parameter
-    "create": {"409", "422"},  # 422 also for a reused Idempotency-Key
+    "create": {"409", "422"},
+    "update": {"409"},  # recurrence without a due date
+    "partial_update": {"409"},
     "bulk": {"404", "409", "422"},  # the failing operation's own error
     "changes": {"410", "422"},
     "stats": {"422"},
@@ -70,7 +85,26 @@ class TaskAPIAutoSchema(AutoSchema):
                 }
         return responses
 
+    def _insert_field_validators(self, field, schema) -> None:
+        """Also publish a field's `pattern` (see serializers.StrictCharField), added after
+        drf-spectacular's own: it would wrap a pattern of a blank-allowing field in a `oneOf`
+        with "", which such a pattern already matches."""
+        super()._insert_field_validators(field, schema)
+        pattern = getattr(field, "pattern", None)
+        if isinstance(pattern, str) and schema.get("type") == "string":
+            schema["pattern"] = pattern
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        """Also state a list serializer's `min_length` and `max_length` as minItems/maxItems."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.ListSerializer) and schema is not None:
+            for keyword, bound in (("minItems", field.min_length), ("maxItems", field.max_length)):
+                if bound is not None:
+                    schema[keyword] = bound
+        return schema
+
     def error_status_codes(self) -> list[str]:
+        """The error statuses this operation can answer (each described in ERROR_DESCRIPTIONS)."""
         codes = set()
         action = getattr(self.view, "action", None)
         authenticated = any(isinstance(p, IsAuthenticated) for p in self.view.get_permissions())
@@ -102,6 +136,97 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+class LiteralField(OpenApiSerializerFieldExtension):
+    """serializers.Literal: an `enum` of its values."""
+
+    target_class = "tasks.serializers.Literal"
+
+    def map_serializer_field(self, auto_schema, direction):
+        values = list(self.target.choices)
+        kind = "boolean" if all(isinstance(value, bool) for value in values) else "string"
+        return {"type": kind, "enum": values}
+
+
+class AbsentField(OpenApiSerializerFieldExtension):
+    """bulk.Absent: no value is valid (`{"not": {}}`), so the key must not be there."""
+
+    target_class = "tasks.bulk.Absent"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"not": {}}
+
+
+class BulkOperation(OpenApiSerializerExtension):
+    """A bulk operation: one of the schemas of its `op`s."""
+
+    target_class = "tasks.bulk.OperationSerializer"
+
+    def map_serializer(self, auto_schema, direction):
+        from .bulk import OPERATIONS
+
+        variants = dict.fromkeys(OPERATIONS.values())  # in order, each once
+        refs = [auto_schema.resolve_serializer(variant, direction).ref for variant in variants]
+        return {"oneOf": refs}
+
+
+class TaskFilterParameters(DjangoFilterExtension):
+    """django-filter's parameters, keeping a filter's `help_text` as the description also when
+    its schema is given with `extend_schema_field`; a multiple choice takes each choice once
+    (tasks.filters.TaskFilterForm refuses a repeat)."""
+
+    priority = 1
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        help_text = filter_field.extra.get("help_text")
+        for parameter in parameters:
+            if help_text:
+                parameter.setdefault("description", str(help_text))
+            if isinstance(filter_field, filters.MultipleChoiceFilter):  # each choice once
+                choices = parameter["schema"]["items"]["enum"]
+                parameter["schema"].update(uniqueItems=True, maxItems=len(choices))
+        return parameters
+
+
 def without_trailing_slashes(endpoints):
     """Document `/v1/tasks/{id}` rather than the router's optional-slash form `/v1/tasks/{id}/`."""
     return [(path.rstrip("/") or "/", *rest) for path, *rest in endpoints]
+
+
+# OpenAPI links: how the task in one response is addressed by the operations on it, with its ETag
+# as `If-Match`, so that a chain of conditional writes uses the version it was just given.
+_TASK_ID = {"id": "$response.body#/id"}
+_IF_MATCH = {"header.If-Match": "$response.header.ETag"}
+TASK_LINKS = {
+    "GetTask": {"operationId": "tasks_retrieve", "parameters": _TASK_ID},
+    "ReplaceTask": {"operationId": "tasks_update", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "ChangeTask": {"operationId": "tasks_partial_update", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "ToggleTask": {"operationId": "tasks_toggle_create", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "DeleteTask": {"operationId": "tasks_destroy", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    # To the top (`after: null`): any other `after` must name another of the caller's live tasks.
+    "MoveTaskFirst": {
+        "operationId": "tasks_move_create",
+        "parameters": _TASK_ID,
+        "requestBody": {"after": None},
+    },
+}
+# The responses that carry one task and its ETag: (operationId, status).
+TASK_RESPONSES = {
+    ("tasks_create", "201"),
+    ("tasks_retrieve", "200"),
+    ("tasks_update", "200"),
+    ("tasks_partial_update", "200"),
+    ("tasks_toggle_create", "200"),
+}
+
+
+def add_task_links(result, generator, request, public):
+    """Postprocessing hook: the links of TASK_LINKS on every response of TASK_RESPONSES."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                if (operation.get("operationId"), status) in TASK_RESPONSES:
+                    response["links"] = copy.deepcopy(TASK_LINKS)
+    return result

@@ -1,7 +1,7 @@
 import datetime as dt
 import re
 
-from django.utils import timezone
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
@@ -18,6 +18,14 @@ from .models import (
 
 PRIORITY_LABELS = dict(Priority.choices)
 
+# What the text fields accept, as JSON Schema patterns (TaskAPIAutoSchema publishes a field's
+# `pattern`). U+0000 is refused everywhere (PostgreSQL cannot store it). A trimmed field must keep
+# a character that is not whitespace as Python's `str.isspace()` (DRF's trimming) sees it, spelled
+# out because `\s` differs between regex engines.
+WHITESPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL = r"^[^\u0000]*$"
+NOT_BLANK = rf"^[^\u0000]*[^\u0000{WHITESPACE}][^\u0000]*$"
+
 
 def timestamp(value: dt.datetime | None) -> str | None:
     """RFC 3339 in UTC with a `Z`, as DRF's DateTimeField writes it."""
@@ -32,12 +40,20 @@ def _from_html_form(field: serializers.Field) -> bool:
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF's CharField would turn `1` or `1.5` into `"1"` or `"1.5"`."""
+    """A JSON string only (DRF's CharField would turn `1` or `1.5` into `"1"` or `"1.5"`), no
+    longer than `max_length` as sent (DRF checks the trimmed value)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
+
+    @property
+    def pattern(self) -> str:
+        """The strings this field accepts, as a JSON Schema `pattern`."""
+        return NOT_BLANK if self.trim_whitespace and not self.allow_blank else NO_NUL
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -54,7 +70,12 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}([Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2}))?")
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?"
+)
+# `due_at` and the due-date filters, as the schema states them.
+DUE_SCHEMA = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
 
 
 def parse_due(value: str) -> dt.datetime | None:
@@ -69,6 +90,7 @@ def parse_due(value: str) -> dt.datetime | None:
         return None
 
 
+@extend_schema_field(DUE_SCHEMA)
 class DueAtField(serializers.DateTimeField):
     """An RFC 3339 date-time, or a plain date meaning that day at 00:00 UTC."""
 
@@ -77,7 +99,7 @@ class DueAtField(serializers.DateTimeField):
     }
 
     def to_internal_value(self, value):
-        if not isinstance(value, str) or (parsed := parse_due(value.strip())) is None:
+        if not isinstance(value, str) or (parsed := parse_due(value)) is None:
             self.fail("invalid")
         return parsed
 
@@ -111,17 +133,19 @@ class LabelsField(serializers.ListField):
 
 
 class RecurrenceField(StrictCharField):
-    """An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO,WE`, optionally prefixed `RRULE:`); "" for none."""
+    """An RFC 5545 RRULE (`FREQ=WEEKLY;BYDAY=MO,WE`, optionally prefixed `RRULE:`) in the grammar
+    of `recurrence.RRULE_PATTERN`; "" for none."""
+
+    pattern = recurrence.RRULE_PATTERN
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=RECURRENCE_MAX_LENGTH, allow_blank=True, **kwargs)
+        super().__init__(
+            max_length=RECURRENCE_MAX_LENGTH, allow_blank=True, trim_whitespace=False, **kwargs
+        )
 
     def to_internal_value(self, data):
-        rule = super().to_internal_value(data).strip()
-        if not rule:
-            return ""
         try:
-            return recurrence.validate(rule, now=timezone.now())
+            return recurrence.validate(super().to_internal_value(data))
         except recurrence.InvalidRule as exc:
             raise serializers.ValidationError(f"Not a valid RRULE: {exc}", code="invalid") from exc
 
@@ -213,18 +237,38 @@ class StatsSerializer(serializers.Serializer):
     due_today = serializers.IntegerField(help_text="Open and due today (in `tz`).")
 
 
-class ChangeSerializer(TaskSerializer):
-    """A changed task, or a deleted one (`{"id", "deleted": true, "deleted_at"}`)."""
+class Literal(serializers.ChoiceField):
+    """One of a few fixed values, documented as a bare JSON Schema `enum` of them."""
 
-    deleted = serializers.BooleanField()
-    deleted_at = serializers.DateTimeField(required=False)
+    def __init__(self, *values, **kwargs):
+        super().__init__(choices=values, **kwargs)
+
+
+class ChangedTaskSerializer(TaskSerializer):
+    """A task created or changed since the sync token."""
+
+    deleted = Literal(False)
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "deleted", "deleted_at"]
-        extra_kwargs = {name: {"required": False} for name in TaskSerializer.Meta.fields}
+        fields = [*TaskSerializer.Meta.fields, "deleted"]
+
+
+class TombstoneSerializer(serializers.Serializer):
+    """A task deleted since the sync token: its id and when, nothing else."""
+
+    id = serializers.UUIDField()
+    deleted = Literal(True)
+    deleted_at = serializers.DateTimeField()
 
 
 class ChangesSerializer(serializers.Serializer):
-    results = ChangeSerializer(many=True)
+    """Schema only (`changes` writes its response directly)."""
+
+    results = PolymorphicProxySerializer(
+        component_name="Change",
+        serializers=[ChangedTaskSerializer, TombstoneSerializer],
+        resource_type_field_name=None,
+        many=True,
+    )
     next_since = serializers.CharField()
     has_more = serializers.BooleanField()

@@ -18,10 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException
 
 from . import positions, recurrence
-from .models import IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
+from .models import RECURRENCE_CHECK, IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
 
 ANY_VERSION = "*"
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
@@ -42,9 +42,26 @@ class TaskLimitReached(APIException):
     default_code = "task_limit_reached"
 
 
-RECURRENCE_NEEDS_DUE_AT = ValidationError(
-    {"recurrence": ["A recurring task needs a due_at."]}, code="invalid"
-)
+class RecurrenceNeedsDueAt(APIException):
+    """The database's `tasks_recurrence_needs_due_at` check refused the write."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "A recurring task needs a due_at: send one, or keep the one it has."
+    default_code = "recurrence_needs_due_at"
+
+
+class IdempotencyKeyReused(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This Idempotency-Key was already used with a different request body."
+    default_code = "idempotency_key_reused"
+
+
+def _refused_by_check(error: IntegrityError) -> Exception:
+    """The API error for a write the recurrence check constraint refused (any other integrity
+    error is a bug, and stays one)."""
+    if RECURRENCE_CHECK in str(error):
+        return RecurrenceNeedsDueAt()
+    return error
 
 
 def _one_task(tasks: TaskQuerySet, task_id) -> TaskQuerySet:
@@ -92,8 +109,8 @@ def _written(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> tupl
     matching = _matching(tasks, task_id, versions)
     try:
         updated = matching.update_returning(**values, version=F("version") + 1, updated_at=now)
-    except IntegrityError:
-        raise RECURRENCE_NEEDS_DUE_AT from None
+    except IntegrityError as error:
+        raise _refused_by_check(error) from None
     if not updated:
         raise _missing_or_stale(tasks, task_id)
     task = updated[0]
@@ -189,8 +206,8 @@ def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
         fields["completed_at"] = now
     try:
         task = Task.objects.create_within_limit(limit=max_tasks, user_id=user_id, **fields)
-    except IntegrityError:
-        raise RECURRENCE_NEEDS_DUE_AT from None
+    except IntegrityError as error:
+        raise _refused_by_check(error) from None
     if task is None:
         raise TaskLimitReached()
     return task
@@ -253,7 +270,7 @@ def task_create_idempotent(
 
     The key row is inserted in the same transaction as the task, so a concurrent duplicate
     waits on the unique index, then fails and replays the committed response: exactly one task
-    is created. The same key with a different body is a 422.
+    is created. The same key with a different body is a 409.
     """
     IdempotencyKey.objects.filter(
         user_id=user_id, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_KEY_LIFETIME
@@ -269,10 +286,7 @@ def task_create_idempotent(
     except IntegrityError:
         record = IdempotencyKey.objects.get(user_id=user_id, key=key)
     if record.request_fingerprint != fingerprint:
-        raise ValidationError(
-            {"Idempotency-Key": ["This key was already used with a different request body."]},
-            code="idempotency_key_reused",
-        )
+        raise IdempotencyKeyReused()
     return record.response, True
 
 

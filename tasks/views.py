@@ -1,6 +1,7 @@
 import re
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, available_timezones
+from importlib import resources
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import parse_etags
 from django.views.decorators.http import require_http_methods
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -29,7 +31,13 @@ from .bulk import BulkResponseSerializer, BulkSerializer, tasks_bulk
 from .exceptions import error_body
 from .filters import TaskFilter
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
-from .pagination import KeysetPagination
+from .pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PAGE_SIZE_SCHEMA,
+    SIGNED_TOKEN_SCHEMA,
+    KeysetPagination,
+)
 from .serializers import (
     ChangesSerializer,
     MoveSerializer,
@@ -52,34 +60,62 @@ IF_NONE_MATCH = OpenApiParameter(
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
     OpenApiParameter.HEADER,
     description="Retries with the same key (24 h, per user) replay the first 201 response and "
-    "create nothing; the same key with a different body is a 422.",
+    "create nothing; the same key with a different body is a 409.",
 )
-ETAG_HEADER = OpenApiResponse(
+TASK_RESPONSE = OpenApiResponse(
     TaskSerializer,
     description="The task; its `ETag` header is its current version.",
 )
+# Response headers of the operations that answer with one task.
+ETAG = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    response=[200, 201, 304],
+    description="The task's current version, for `If-Match` and `If-None-Match`.",
+)
+LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    required=True,
+    response=[201],
+    description="The new task's URL.",
+)
+
+
+# The zones of the pinned tzdata package (so the schema's list is the same on every machine),
+# without its "Factory" placeholder.
+IANA_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().split()) - {
+    "Factory"
+}
 
 
 @extend_schema_view(
     list=extend_schema(summary="List the caller's tasks, newest first"),
     create=extend_schema(
-        summary="Create a task", parameters=[IDEMPOTENCY_KEY], responses={201: ETAG_HEADER}
+        summary="Create a task",
+        parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION],
+        responses={201: TASK_RESPONSE},
     ),
     retrieve=extend_schema(
-        summary="Get a task", parameters=[IF_NONE_MATCH], responses={200: ETAG_HEADER, 304: None}
+        summary="Get a task",
+        parameters=[IF_NONE_MATCH, ETAG],
+        responses={200: TASK_RESPONSE, 304: None},
     ),
     update=extend_schema(
         summary="Replace a task's writable fields (omitted optional ones stay)",
-        parameters=[IF_MATCH],
-        responses={200: ETAG_HEADER},
+        parameters=[IF_MATCH, ETAG],
+        responses={200: TASK_RESPONSE},
     ),
     partial_update=extend_schema(
         summary="Change some of a task's writable fields",
-        parameters=[IF_MATCH],
-        responses={200: ETAG_HEADER},
+        parameters=[IF_MATCH, ETAG],
+        responses={200: TASK_RESPONSE},
     ),
     destroy=extend_schema(summary="Delete a task", parameters=[IF_MATCH]),
 )
@@ -163,9 +199,9 @@ class TaskViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="Flip a task's `completed` atomically",
-        parameters=[IF_MATCH],
+        parameters=[IF_MATCH, ETAG],
         request=None,
-        responses={200: ETAG_HEADER},
+        responses={200: TASK_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
     def toggle(self, request, pk=None):
@@ -176,8 +212,9 @@ class TaskViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="Put a task right after another one (`after`), or first (`after: null`)",
+        parameters=[ETAG],
         request=MoveSerializer,
-        responses={200: ETAG_HEADER},
+        responses={200: TASK_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=MoveSerializer)
     def move(self, request, pk=None):
@@ -194,7 +231,12 @@ class TaskViewSet(viewsets.ModelViewSet):
         request=None,
         responses={200: inline_serializer("Cleared", {"deleted": serializers.IntegerField()})},
     )
-    @action(detail=False, methods=["post"], url_path="clear-completed", serializer_class=None)
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="clear-completed",
+        serializer_class=serializers.Serializer,  # takes no body (OPTIONS describes one)
+    )
     def clear_completed(self, request):
         return Response({"deleted": services.tasks_clear_completed(tasks=self.get_queryset())})
 
@@ -219,7 +261,13 @@ class TaskViewSet(viewsets.ModelViewSet):
     @extend_schema(
         summary="Counts of the caller's tasks (one query)",
         parameters=[
-            OpenApiParameter("tz", str, description="IANA time zone for `due_today` (default UTC).")
+            OpenApiParameter(
+                "tz",
+                str,
+                enum=sorted(IANA_ZONES),
+                default="UTC",
+                description="IANA time zone for `due_today`.",
+            )
         ],
         responses={200: StatsSerializer},
     )
@@ -235,9 +283,14 @@ class TaskViewSet(viewsets.ModelViewSet):
     @extend_schema(
         summary="Every change since a sync token, oldest first (deleted tasks as tombstones)",
         parameters=[
-            OpenApiParameter("since", str, description="`next_since` of the previous call."),
             OpenApiParameter(
-                "page_size", int, description="Changes per call (default 50, max 200)."
+                "since", SIGNED_TOKEN_SCHEMA, description="`next_since` of the previous call."
+            ),
+            OpenApiParameter(
+                "page_size",
+                PAGE_SIZE_SCHEMA,
+                description=f"Changes per call (default {DEFAULT_PAGE_SIZE}; values above "
+                f"{MAX_PAGE_SIZE} are capped at {MAX_PAGE_SIZE}).",
             ),
         ],
         responses={200: ChangesSerializer},
@@ -276,10 +329,6 @@ class TaskViewSet(viewsets.ModelViewSet):
 
 
 FILTERS = frozenset(TaskFilter.base_filters)
-
-
-# The tz database's zones, without the files that sit beside them but are not zones.
-IANA_ZONES = frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def time_zone(name: str) -> ZoneInfo:

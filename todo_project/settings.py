@@ -230,6 +230,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/v1",
     # Routes answer with and without the trailing slash; the schema names the canonical form.
     "PREPROCESSING_HOOKS": ["tasks.schema.without_trailing_slashes"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # the default
+        "tasks.schema.add_task_links",
+    ],
 }
 
 # --- Security headers (HSTS and the proxy header are for deployments behind TLS) ---------------

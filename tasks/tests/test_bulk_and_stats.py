@@ -48,6 +48,14 @@ def test_clear_completed_takes_no_parameters_that_widen_it(alice, make_task):
     assert alice.get("/v1/tasks/clear-completed").status_code == 405
 
 
+@pytest.mark.parametrize(
+    "path", ["/v1/tasks", "/v1/tasks/clear-completed", "/v1/tasks/bulk", "/v1/tasks/stats",
+             "/v1/tasks/changes"],
+)  # fmt: skip
+def test_options_describes_every_collection_route(alice, path):
+    assert alice.options(path).status_code == 200
+
+
 # --- bulk -----------------------------------------------------------------------------------
 
 
@@ -103,9 +111,9 @@ def test_bulk_takes_up_to_100_operations(alice):
         ({"op": "create", "data": {"details": "no title"}}, 422, "operations.2.data.title"),
         ({"op": "update", "id": "{mine}", "data": {"completed": "true"}}, 422,
          "operations.2.data.completed"),
-        ({"op": "update", "id": "{mine}", "data": {"recurrence": "FREQ=DAILY"}}, 422,
+        ({"op": "update", "id": "{mine}", "data": {"recurrence": "FREQ=DAILY"}}, 409,
          "operations.2"),  # no due_at: the database's CHECK constraint refuses it
-        ({"op": "create", "data": {"title": "x", "recurrence": "FREQ=DAILY"}}, 422,
+        ({"op": "create", "data": {"title": "x", "recurrence": "FREQ=DAILY"}}, 409,
          "operations.2"),
         ({"op": "update", "id": MISSING_ID, "data": {"title": "x"}}, 404, "operations.2"),
         ({"op": "toggle", "id": MISSING_ID}, 404, "operations.2"),

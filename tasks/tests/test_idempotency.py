@@ -32,11 +32,17 @@ def test_the_replay_is_the_original_response_even_after_the_task_changed(alice):
     assert create(alice, {"title": "Pay rent"}, "key-1").json() == first
 
 
-def test_the_same_key_with_a_different_body_is_422_and_creates_nothing(alice):
+def test_the_same_key_with_a_different_body_is_409_and_creates_nothing(alice):
     create(alice, {"title": "Pay rent"}, "key-1")
     response = create(alice, {"title": "Something else"}, "key-1")
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["attr"] == "Idempotency-Key"
+    assert response.status_code == 409
+    assert response.json()["errors"] == [
+        {
+            "code": "idempotency_key_reused",
+            "detail": "This Idempotency-Key was already used with a different request body.",
+            "attr": None,
+        }
+    ]
     assert Task.objects.count() == 1
 
 

@@ -353,11 +353,18 @@ def test_q_is_case_insensitive_beyond_ascii(alice, make_task):
     assert ids(alice.get("/v1/tasks", {"q": "école"})) == [task["id"]]
 
 
-def test_an_over_long_q_is_422(alice):
+@pytest.mark.parametrize(
+    "params",
+    [{"q": "x" * 201}, {"q": " " * 200 + "x"}, {"q": "a\x00b"}, {"label": "a\x00b"},
+     {"label": "x" * 51}, {"label": "x" * 50 + " "}, {"priority": ["low", "high", "low"]}],
+    ids=["long", "long-as-sent", "nul", "nul-label", "long-label", "long-label-as-sent",
+         "repeated-priority"],
+)  # fmt: skip
+def test_an_over_long_q_or_label_a_nul_or_a_repeat_is_422(alice, params):
     assert alice.get("/v1/tasks", {"q": "x" * 200}).status_code == 200
-    response = alice.get("/v1/tasks", {"q": "x" * 201})
+    response = alice.get("/v1/tasks", params)
     assert response.status_code == 422
-    assert response.json()["errors"][0]["attr"] == "q"
+    assert response.json()["errors"][0]["attr"] == next(iter(params))
 
 
 FILTERS = [

@@ -68,6 +68,9 @@ def test_due_at_is_null_when_not_given(alice, make_task):
         pytest.param("2026-03-01T10:30:00+0200"),
         pytest.param("9999-12-31T23:30:00-01:00"),
         pytest.param("0001-01-01T00:30:00+01:00"),
+        " 2026-03-01",
+        "2026-03-01T10:30:00Z\n",
+        "\uff12\uff10\uff12\uff16-03-01",
     ],
 )
 def test_a_bad_due_at_is_422_and_stores_nothing(alice, make_task, value):
@@ -124,8 +127,10 @@ def test_due_after_is_inclusive_and_due_before_exclusive(alice, dated, params, e
     "value",
     [
         "junk", "2026-01-10T10:00:00", "2026-02-30", "2026-01-10T10:00:00+25:00", "1",
-        pytest.param("9999-12-31T23:30:00-01:00"),
+        pytest.param("9999-12-31T23:30:00-01:00"), "", " 2026-01-10", "2026-01-10\n",
+        "\uff12\uff10\uff12\uff16-01-10", "2026-01-10\x00",
     ],
+    ids=repr,
 )  # fmt: skip
 def test_a_bad_due_filter_is_422(alice, name, value):
     response = alice.get("/v1/tasks", {name: value})

@@ -52,6 +52,9 @@ def test_the_default_page_size_is_50_and_the_cap_is_200(alice):
     seed("alice", MAX_PAGE_SIZE + 10)
     assert len(alice.get("/v1/tasks").json()["results"]) == DEFAULT_PAGE_SIZE
     assert len(alice.get("/v1/tasks?page_size=1000").json()["results"]) == MAX_PAGE_SIZE
+    for huge in ("9" * 10, "1" + "0" * 5000, "000201"):  # however many digits
+        assert len(alice.get(f"/v1/tasks?page_size={huge}").json()["results"]) == MAX_PAGE_SIZE
+    assert len(alice.get("/v1/tasks?page_size=007").json()["results"]) == 7
     assert len(alice.get(f"/v1/tasks?page_size={MAX_PAGE_SIZE}").json()["results"]) == (
         MAX_PAGE_SIZE
     )

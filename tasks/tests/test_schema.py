@@ -7,6 +7,10 @@ import yaml
 from django.conf import settings
 from django.core.management import call_command
 
+from tasks.recurrence import RRULE_PATTERN
+from tasks.serializers import NO_NUL, NOT_BLANK
+from tasks.views import IANA_ZONES
+
 CONTRACT = Path(settings.BASE_DIR) / "specs/001-backend-api-data/contracts/tasks.openapi.yaml"
 
 
@@ -46,8 +50,8 @@ EXPECTED_OPERATIONS = {
     ("/v1/tasks", "get"): {"200", "422"} | AUTHENTICATED,
     ("/v1/tasks", "post"): {"201", "409"} | BODY | AUTHENTICATED,
     ("/v1/tasks/{id}", "get"): {"200", "304", "404"} | AUTHENTICATED,
-    ("/v1/tasks/{id}", "put"): {"200", "404", "412"} | BODY | AUTHENTICATED,
-    ("/v1/tasks/{id}", "patch"): {"200", "404", "412"} | BODY | AUTHENTICATED,
+    ("/v1/tasks/{id}", "put"): {"200", "404", "409", "412"} | BODY | AUTHENTICATED,
+    ("/v1/tasks/{id}", "patch"): {"200", "404", "409", "412"} | BODY | AUTHENTICATED,
     ("/v1/tasks/{id}", "delete"): {"204", "404", "412"} | AUTHENTICATED,
     ("/v1/tasks/{id}/toggle", "post"): {"200", "404", "412"} | AUTHENTICATED,
     ("/v1/tasks/{id}/move", "post"): {"200", "404"} | BODY | AUTHENTICATED,
@@ -86,3 +90,71 @@ def test_the_task_schema_states_the_field_rules(generated):
     assert request["properties"]["details"]["maxLength"] == 10_000
     assert request["properties"]["details"]["nullable"] is True
     assert set(schemas["Task"]["required"]) >= {"id", "user_id", "created_at", "updated_at"}
+    properties = request["properties"]
+    assert properties["title"]["pattern"] == NOT_BLANK
+    assert properties["labels"]["items"]["pattern"] == NOT_BLANK
+    assert properties["details"]["pattern"] == NO_NUL
+    assert properties["recurrence"]["pattern"] == RRULE_PATTERN
+    assert properties["due_at"]["anyOf"] == [{"format": "date-time"}, {"format": "date"}]
+
+
+def parameters(generated, path: str, method: str = "get") -> dict:
+    return {p["name"]: p for p in generated["paths"][path][method]["parameters"]}
+
+
+def test_the_query_and_header_parameters_state_what_is_accepted(generated):
+    listing = parameters(generated, "/v1/tasks")
+    assert listing["q"]["schema"] == {"type": "string", "maxLength": 200, "pattern": NO_NUL}
+    assert listing["label"]["schema"]["pattern"] == NO_NUL
+    for name in ("due_after", "due_before"):
+        assert listing[name]["schema"]["anyOf"] == [{"format": "date-time"}, {"format": "date"}]
+        assert listing[name]["description"]
+    for path in ("/v1/tasks", "/v1/tasks/changes"):
+        assert parameters(generated, path)["page_size"]["schema"] == {
+            "type": "integer",
+            "minimum": 1,
+        }
+    tz = parameters(generated, "/v1/tasks/stats")["tz"]["schema"]
+    assert set(tz["enum"]) == IANA_ZONES and "UTC" in IANA_ZONES
+    key = parameters(generated, "/v1/tasks", "post")["Idempotency-Key"]["schema"]
+    assert (key["minLength"], key["maxLength"]) == (1, 255)
+
+
+def test_a_change_is_a_changed_task_or_a_tombstone(generated):
+    schemas = generated["components"]["schemas"]
+    assert schemas["Change"] == {
+        "oneOf": [
+            {"$ref": "#/components/schemas/ChangedTask"},
+            {"$ref": "#/components/schemas/Tombstone"},
+        ]
+    }
+    assert set(schemas["Tombstone"]["required"]) == {"id", "deleted", "deleted_at"}
+    assert "title" in schemas["ChangedTask"]["required"]
+
+
+def test_each_bulk_op_has_its_own_schema(generated):
+    schemas = generated["components"]["schemas"]
+    operations = schemas["BulkRequest"]["properties"]["operations"]
+    assert (operations["minItems"], operations["maxItems"]) == (1, 100)
+    variants = [ref["$ref"].rsplit("/", 1)[1] for ref in schemas["OperationRequest"]["oneOf"]]
+    assert variants == ["CreateOperationRequest", "UpdateOperationRequest", "TaskOperationRequest"]
+    create, update = schemas["CreateOperationRequest"], schemas["UpdateOperationRequest"]
+    assert create["properties"]["id"] == {"not": {}}
+    assert create["properties"]["data"] == {"$ref": "#/components/schemas/TaskRequest"}
+    assert update["properties"]["data"] == {"$ref": "#/components/schemas/PatchedTaskRequest"}
+
+
+def test_task_responses_declare_their_headers_and_link_the_operations_on_the_task(generated):
+    paths = generated["paths"]
+    created = paths["/v1/tasks"]["post"]["responses"]["201"]
+    assert set(created["headers"]) == {"ETag", "Location"}
+    for method in ("get", "put", "patch"):
+        assert "ETag" in paths["/v1/tasks/{id}"][method]["responses"]["200"]["headers"]
+    operation_ids = {op["operationId"] for item in paths.values() for op in item.values()}
+    for name, link in created["links"].items():
+        assert link["operationId"] in operation_ids, name
+        assert link["parameters"]["id"] == "$response.body#/id"
+    assert created["links"]["MoveTaskFirst"]["requestBody"] == {"after": None}
+    assert created["links"]["ReplaceTask"]["parameters"]["header.If-Match"] == (
+        "$response.header.ETag"
+    )

@@ -274,7 +274,7 @@ def test_a_malformed_sync_token_is_422(alice, token):
     assert response.json()["errors"][0]["attr"] == "since"
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5", "", "00"])
 def test_a_bad_changes_page_size_is_422(alice, value):
     response = alice.get("/v1/tasks/changes", {"page_size": value})
     assert response.status_code == 422

@@ -1,5 +1,7 @@
 """The /v1/tasks routes: happy paths, validation and the error table of the contract."""
 
+import re
+import sys
 import uuid
 from datetime import datetime
 
@@ -7,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from tasks.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH, Task
+from tasks.serializers import WHITESPACE
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -296,6 +299,11 @@ def test_a_body_that_is_not_json_is_415(alice, content_type):
         ({"title": {"x": 1}}, "title"),
         ({"title": True}, "title"),
         ({"title": "a\x00b"}, "title"),
+        ({"title": "\x85\u3000\u2028"}, "title"),  # Unicode whitespace only
+        ({"title": " " + "x" * TITLE_MAX_LENGTH}, "title"),  # too long as sent, though not trimmed
+        ({"title": "x", "details": "a\x00b"}, "details"),
+        ({"title": "x", "labels": ["a\x00b"]}, "labels.0"),
+        ({"title": "x", "labels": ["\x85"]}, "labels.0"),
         ({"title": "x", "details": "d" * (DETAILS_MAX_LENGTH + 1)}, "details"),
         ({"title": "x", "details": 5}, "details"),
         ({"title": "x", "completed": "true"}, "completed"),
@@ -368,3 +376,9 @@ def test_serializer_fast_path_matches_drf(alice, make_task):
     drf = serializers.ModelSerializer.to_representation(TaskSerializer(stored), stored)
     assert fast == dict(drf)
     assert fast["completed_at"] and fast["due_at"] == "2026-03-01T00:00:00Z"
+
+
+def test_the_whitespace_the_schema_spells_out_is_what_trimming_removes():
+    spelled = re.compile(f"[{WHITESPACE}]")
+    characters = [chr(code) for code in range(sys.maxunicode + 1)]
+    assert [c for c in characters if spelled.fullmatch(c)] == [c for c in characters if c.isspace()]

@@ -1,0 +1,74 @@
+"""schemathesis hooks for the Tasks API fuzz run (loaded through SCHEMATHESIS_HOOKS).
+
+Only `positive_data_acceptance` ("schema-valid data must not be refused") is ever relaxed, and only
+for values that the server alone issues, which a fuzzer cannot know:
+
+1. `cursor` (CONTRACT.md, "Listing": a cursor the server did not issue is 422, and "that parameter
+   alone may be left out of a positive-data check"): a 422 on `GET /v1/tasks` whose every error
+   names `cursor`; likewise `since` on `GET /v1/tasks/changes`, the sync token, which is the same
+   kind of server-issued opaque token.
+2. `If-Match` (RFC 9110 §13.1.1): an ETag the task does not currently have is 412
+   `precondition_failed` by design; a random, schema-valid ETag cannot be expected to match.
+
+Every other failure is kept, and those same responses still go through every other check (no 5xx,
+status documented, body and headers match the schema, content type).
+"""
+
+from __future__ import annotations
+
+import json
+
+import schemathesis
+from schemathesis.openapi.checks import RejectedPositiveData
+
+# Opaque tokens only the server issues, by operation: (method, path) -> query parameter.
+SERVER_ISSUED_TOKENS = {
+    ("GET", "/v1/tasks"): "cursor",
+    ("GET", "/v1/tasks/changes"): "since",
+}
+
+
+def _errors_concern_only(content: bytes, parameter: str) -> bool:
+    try:
+        errors = json.loads(content).get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return (
+        isinstance(errors, list)
+        and len(errors) > 0
+        and all(isinstance(e, dict) and e.get("attr") == parameter for e in errors)
+    )
+
+
+def _error_codes(content: bytes) -> list:
+    try:
+        return [e.get("code") for e in json.loads(content).get("errors")]
+    except (ValueError, AttributeError, TypeError):
+        return []
+
+
+def _is_unissued_token(case, response) -> bool:
+    parameter = SERVER_ISSUED_TOKENS.get((case.operation.method.upper(), case.operation.path))
+    return (
+        parameter is not None
+        and parameter in (case.query or {})
+        and response.status_code == 422
+        and _errors_concern_only(response.content, parameter)
+    )
+
+
+def _is_stale_etag(case, response) -> bool:
+    sent = {name.lower() for name in (case.headers or {})}
+    return (
+        "if-match" in sent
+        and response.status_code == 412
+        and _error_codes(response.content) == ["precondition_failed"]
+    )
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response) -> bool:
+    """Keep every failure except a positive-data rejection caused by a server-issued value."""
+    if not isinstance(failure, RejectedPositiveData):
+        return True
+    return not (_is_unissued_token(case, response) or _is_stale_etag(case, response))

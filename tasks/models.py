@@ -143,6 +143,9 @@ class Task(models.Model):
     # Set on delete: the row stays as a tombstone (for incremental sync) until purged.
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     change_seq = models.BigIntegerField(default=0, db_default=0, editable=False)
+    # The occurrence created when this recurring task was completed: set once, so reopening and
+    # completing it again does not start a second one.
+    next_occurrence_id = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -172,8 +175,8 @@ class Task(models.Model):
             models.Index(
                 fields=["user_id", "updated_at", "id"], name="tasks_user_updated_id", condition=LIVE
             ),
-            # Incremental sync, tombstones included. (Labels and search have PostgreSQL GIN
-            # indexes, created in migration 0004.)
+            # Incremental sync, tombstones included. (PostgreSQL-only indexes: labels and
+            # search in migration 0004, `-due_at` with its nulls last in 0005.)
             models.Index(fields=["user_id", "change_seq", "id"], name="tasks_user_change_seq_id"),
         ]
         constraints = [

@@ -130,8 +130,11 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
     with transaction.atomic():
         list(_one_task(tasks, task_id).select_for_update())
         task, just_completed = _written(tasks, task_id, versions, **values)
-        if just_completed and task.recurrence:
-            task.next_occurrence = _create_next_occurrence(task)
+        if just_completed and task.recurrence and task.next_occurrence_id is None:
+            following = _create_next_occurrence(task)
+            if following is not None:
+                task, _ = _written(tasks, task.pk, None, next_occurrence_id=following.pk)
+                task.next_occurrence = following
         return task
 
 

@@ -78,7 +78,10 @@ def changes_page(*, tasks: TaskQuerySet, since: SyncToken, page_size: int) -> tu
     return rows[:page_size], len(rows) > page_size
 
 
-def next_token(rows: list[Task], since: SyncToken) -> SyncToken:
+def next_token(rows: list[Task], since: SyncToken, has_more: bool) -> SyncToken:
+    """The token after `rows`. While pages remain, it keeps the time the feed began: a client
+    that stops half-way must not look up to date when the retention check is made."""
+    issued_at = since.issued_at if has_more and since.issued_at else time.time()
     if not rows:
-        return SyncToken(since.change_seq, since.last_id, time.time())
-    return SyncToken(rows[-1].change_seq, str(rows[-1].id), time.time())
+        return SyncToken(since.change_seq, since.last_id, issued_at)
+    return SyncToken(rows[-1].change_seq, str(rows[-1].id), issued_at)

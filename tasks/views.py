@@ -311,7 +311,7 @@ class TaskViewSet(viewsets.ModelViewSet):
             else {**TaskSerializer(row, context=context).data, "deleted": False}
             for row in rows
         ]
-        token = sync.next_token(rows, since).encode()
+        token = sync.next_token(rows, since, has_more).encode()
         return Response({"results": results, "next_since": token, "has_more": has_more})
 
     def task_response(self, task: Task) -> Response:

@@ -5,6 +5,8 @@ SQLite has neither index type; there `q=` and `label=` are plain scans of one us
 
 from django.db import migrations
 
+from tasks.migrations import run_on_postgresql
+
 POSTGRESQL_FORWARD = [
     # pg_trgm is a trusted extension (PostgreSQL 13+): the database owner may create it, and
     # Neon allows it.
@@ -23,15 +25,6 @@ POSTGRESQL_BACKWARD = [
     "DROP INDEX IF EXISTS tasks_details_trgm",
     "DROP INDEX IF EXISTS tasks_title_trgm",
 ]
-
-
-def run_on_postgresql(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for statement in statements:
-                schema_editor.execute(statement)
-
-    return run
 
 
 class Migration(migrations.Migration):

@@ -1,6 +1,6 @@
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from tasks.authentication import issue_token
@@ -33,6 +33,18 @@ def client_for(user_id: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(user_id)}")
     return client
+
+
+def in_thread(call):
+    """`call` for a worker thread: the thread's own database connection is closed after it."""
+
+    def run(*args):
+        try:
+            return call(*args)
+        finally:
+            connections.close_all()
+
+    return run
 
 
 @pytest.fixture

@@ -3,22 +3,11 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 
 from tasks.models import Task
-from tasks.tests.conftest import client_for
+from tasks.tests.conftest import client_for, in_thread
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]
-
-
-def in_thread(call):
-    def run(*args):
-        try:
-            return call(*args)
-        finally:
-            connections.close_all()
-
-    return run
 
 
 def test_concurrent_toggles_all_apply(make_task):

@@ -278,3 +278,14 @@ def test_concurrent_completes_create_exactly_one_next_occurrence(make_task, how)
     assert len(created) == 1
     assert Task.objects.count() == 2
     assert str(Task.objects.exclude(pk=task["id"]).get().pk) == created[0]
+
+
+def test_reopening_and_completing_again_starts_no_second_occurrence(alice, make_task):
+    task = recurring(make_task)
+    first = alice.post(f"/v1/tasks/{task['id']}/toggle").json()
+    assert "next_occurrence_id" in first
+    alice.post(f"/v1/tasks/{task['id']}/toggle")  # reopened
+    again = alice.post(f"/v1/tasks/{task['id']}/toggle").json()
+    assert again["completed"] is True
+    assert "next_occurrence_id" not in again
+    assert Task.objects.count() == 2

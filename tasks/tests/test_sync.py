@@ -8,14 +8,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tasks.models import Task
-from tasks.sync import SyncToken
-from tasks.tests.conftest import client_for
+from tasks.sync import TOKEN_SIGNER, SyncToken
+from tasks.tests.conftest import client_for, in_thread
 from tasks.tests.test_pagination import walk
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
@@ -378,15 +379,6 @@ def test_a_change_that_commits_late_is_not_skipped(make_task):
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
 def test_a_replica_converges_while_other_connections_write():
-    def in_thread(call):
-        def run(*args):
-            try:
-                return call(*args)
-            finally:
-                connections.close_all()
-
-        return run
-
     done = threading.Event()
 
     @in_thread
@@ -420,3 +412,24 @@ def test_a_replica_converges_while_other_connections_write():
     assert rounds > 1
     assert replica == server_state(client_for("alice"))
     assert len(replica) == Task.objects.for_user("alice").count() > 0
+
+
+@reads_changes
+def test_a_token_from_the_middle_of_a_feed_keeps_the_time_the_feed_began(
+    alice, make_task, settings
+):
+    def issued_at(token: str) -> float:
+        raw = TOKEN_SIGNER.unsign(token)
+        return orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["t"]
+
+    for n in range(6):
+        make_task(title=f"t{n}")
+    first = changes(alice, page_size=2)
+    assert first["has_more"]
+    time.sleep(1.1)
+    second = changes(alice, first["next_since"], page_size=2)
+    assert issued_at(second["next_since"]) == issued_at(first["next_since"])
+    rest = changes(alice, second["next_since"], page_size=10)
+    assert not rest["has_more"]
+    assert issued_at(rest["next_since"]) > issued_at(first["next_since"])
+    assert SyncToken.decode(rest["next_since"]).issued_at == issued_at(rest["next_since"])

@@ -270,6 +270,9 @@ def start_server(server: Server, secret: str) -> None:
         # it). REDIS_URL passes through from the environment: unset by default, as in a
         # single-host deployment (per-worker counters); set it to measure the shared counters.
         "RATE_LIMIT": "1000000000/minute",
+        # A direct connection, as in a deployment without a pooler: statements are prepared
+        # (README, "Neon and connection poolers"). The peers prepare theirs too (asyncpg, psycopg).
+        "DATABASE_PREPARED_STATEMENTS": "true",
     }
     with open(server.log_path, "ab") as log_file:
         server.proc = subprocess.Popen(

@@ -91,15 +91,17 @@ class TaskQuerySet(models.QuerySet):
                 fragment, fragment_params = compiler.compile(NextChangeSeq(Value(task.user_id)))
             else:
                 value = field.pre_save(task, add=True)
-                fragment, fragment_params = "%s", [field.get_db_prep_save(value, connection)]
+                fragment = typed(connection, field.cast_db_type(connection))
+                fragment_params = [field.get_db_prep_save(value, connection)]
             selected.append(fragment)
             params += fragment_params
         table = connection.ops.quote_name(self.model._meta.db_table)
+        limit_sql = typed(connection, "bigint")
         # Identifiers come from the model's metadata; every value is a bound parameter.
         statement = (
             f"INSERT INTO {table} ({self._columns()}) SELECT {', '.join(selected)} "  # noqa: S608
             f"WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s"
-            f" AND deleted_at IS NULL LIMIT %s) AS owned) < %s"
+            f" AND deleted_at IS NULL LIMIT {limit_sql}) AS owned) < {limit_sql}"
         )
         with connection.cursor() as cursor:
             cursor.execute(statement, [*params, task.user_id, limit, limit])
@@ -116,6 +118,13 @@ class TaskQuerySet(models.QuerySet):
 
 
 LIVE = Q(deleted_at__isnull=True)
+
+
+def typed(connection, db_type: str) -> str:
+    """A placeholder with its type on PostgreSQL, where a prepared statement (server-side
+    binding, DATABASE_PREPARED_STATEMENTS) cannot infer a SELECT-list parameter's type. SQLite
+    needs none, and its CAST to a date type would turn the text into a number."""
+    return f"CAST(%s AS {db_type})" if connection.vendor == "postgresql" else "%s"
 
 
 class Task(models.Model):

@@ -71,6 +71,8 @@ def start_stack(tmp_path, database_url, alg: str, auth_env: dict | None = None):
             "BETTER_AUTH_URL": base_url,
             "BETTER_AUTH_SECRET": "",  # JWKS mode alone, as with a stock Better Auth setup
             "JWT_LEEWAY_SECONDS": "0",
+            # Several workers share the keys they fetch, as the README asks for JWKS mode.
+            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         }
     ).start()
     return port, auth, base_url, api

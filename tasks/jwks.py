@@ -122,15 +122,21 @@ class JwksKeys:
             return self._refresh(stale=key_set or shared).keys
 
     def keys_after_miss(self) -> dict[str, jwt.PyJWK]:
-        """Refetch for an unknown `kid`, unless another miss (in any worker) just did."""
+        """Refetch for an unknown `kid`, unless another miss (in any worker) just did.
+
+        With the auth server unreachable, an unknown `kid` is a 503: it may be a key minted
+        during the outage, and a real user must not be told their token is invalid.
+        """
         with self._lock:
             shared = self._from_shared_cache()
             if shared and (not self._key_set or shared.fetched_at > self._key_set.fetched_at):
                 self._key_set = shared
+            if time.time() - self._last_failed_fetch < self.miss_refetch_seconds:
+                raise self._unavailable()
             lock_key = MISS_FETCH_LOCK_KEY.format(url=self.url)
             if not cache.add(lock_key, True, timeout=self.miss_refetch_seconds):
                 return self._key_set.keys if self._key_set else {}
-            return self._refresh(stale=self._key_set).keys
+            return self._refresh(stale=None).keys
 
     def _refresh(self, *, stale: KeySet | None) -> KeySet:
         # The auth server just failed us: do not ask again on every request (each would wait

@@ -291,3 +291,14 @@ def test_an_unreachable_jwks_is_not_asked_again_on_every_request(api_client, db,
     statuses = [call(api_client, token).status_code for _ in range(5)]
     assert statuses == [503] * 5
     assert jwks.fetches == 1  # then 503 from memory until JWKS_MISS_REFETCH_SECONDS pass
+
+
+def test_an_unknown_kid_while_the_auth_server_is_down_is_503_not_401(api_client, db, jwks):
+    assert call(api_client, jwks.keys[0].sign(jwks.claims())).status_code == 200
+    jwks.failing = True
+    minted_during_the_outage = SigningKey("EdDSA")
+    response = call(api_client, minted_during_the_outage.sign(jwks.claims()))
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    # Known keys still verify.
+    assert call(api_client, jwks.keys[0].sign(jwks.claims())).status_code == 200

@@ -7,7 +7,7 @@ class TasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import lookups  # noqa: F401 -- registers `labels__has_label`
+        from . import checks, lookups  # noqa: F401 -- register the system check and lookups
 
         if any(db["ENGINE"].endswith("postgresql") for db in settings.DATABASES.values()):
             from . import postgresql

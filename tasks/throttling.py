@@ -28,11 +28,15 @@ class CounterUnavailable(Exception):
     """Redis did not answer."""
 
 
+@cache
 def parse_rate(rate: str) -> tuple[int, int] | None:
-    """`"600/minute"` → (600, 60); `"off"` → None."""
+    """`"600/minute"` → (600, 60); `"off"` → None. Raises ValueError for anything else (the
+    `tasks.E001` system check reports it at start-up)."""
     if rate.strip().lower() == "off":
         return None
     count, _, period = rate.partition("/")
+    if not count.strip().isdigit() or period.strip().lower() not in WINDOW_SECONDS:
+        raise ValueError(f"{rate!r} is not COUNT/PERIOD (e.g. 600/minute) or off")
     return int(count), WINDOW_SECONDS[period.strip().lower()]
 
 

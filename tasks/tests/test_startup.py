@@ -76,3 +76,15 @@ def test_gunicorn_exits_at_once_instead_of_restarting_workers():
     assert time.monotonic() - started < 20
     assert "BETTER_AUTH_SECRET" in result.stderr
     assert "Booting worker" not in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["600/minute", "5/s", "off", "OFF"])
+def test_a_readable_rate_limit_passes_the_checks(rate):
+    assert manage_check(BETTER_AUTH_SECRET="x" * 40, RATE_LIMIT=rate).returncode == 0
+
+
+@pytest.mark.parametrize("rate", ["600", "x/minute", "600/fortnight", ""])
+def test_an_unreadable_rate_limit_is_refused_at_start_up(rate):
+    result = manage_check(BETTER_AUTH_SECRET="x" * 40, RATE_LIMIT=rate)
+    assert result.returncode != 0
+    assert "tasks.E001" in result.stderr

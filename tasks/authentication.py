@@ -27,6 +27,11 @@ from .jwks import JwksKeys, KeyNotFound
 
 SHARED_SECRET_ALGORITHM = "HS256"
 DEVELOPMENT_COOKIE_NAME = "dev_api_token"
+# Tokens this process has verified, with their claims: a frontend sends the same token with
+# every request of its lifetime, and parsing and checking it again was most of the cost of
+# authentication (more so for EdDSA). A token differing by one byte is another entry, checked
+# afresh.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class SharedSecretKeys:
@@ -35,6 +40,9 @@ class SharedSecretKeys:
     def __init__(self, secret: str, *, issuer: str | None, audience: str | None) -> None:
         self.issuer = issuer
         self.audience = audience
+        # The secret cannot change under a running process: a token stays verified until it
+        # expires.
+        self.reverify_seconds = float("inf")
         self.key = jwt.PyJWK.from_dict(
             {"kty": "oct", "k": jwt.utils.base64url_encode(secret.encode()).decode()},
             algorithm=SHARED_SECRET_ALGORITHM,
@@ -50,8 +58,25 @@ class BetterAuthTokenBackend(TokenBackend):
     def __init__(self, key_sources, *, leeway: int) -> None:
         super().__init__(SHARED_SECRET_ALGORITHM, leeway=leeway)
         self.key_sources = key_sources
+        self.verified: dict[bytes | str, tuple[dict, float]] = {}
 
     def decode(self, token, verify: bool = True) -> dict:
+        """The token's claims, verified now or (the same token) earlier: until it expires, and
+        for a JWKS key no longer than the key set is cached, so a key the auth server withdraws
+        stops working as soon as it did without this."""
+        now = time.time()
+        claims, good_until = self.verified.get(token, (None, 0.0))
+        if now >= good_until:
+            claims, source = self.verify(token)
+            expiry = int(claims["exp"]) + self.get_leeway().total_seconds()
+            good_until = min(expiry, now + source.reverify_seconds)
+            if len(self.verified) >= VERIFIED_TOKENS_KEPT:
+                self.verified.pop(next(iter(self.verified), None), None)  # the oldest entry
+            self.verified[token] = claims, good_until
+        return dict(claims)
+
+    def verify(self, token) -> tuple[dict, object]:
+        """Checks the token's signature and claims; its claims and the key source that signed it."""
         try:
             header = jwt.get_unverified_header(token)
             for source in self.key_sources:
@@ -60,7 +85,7 @@ class BetterAuthTokenBackend(TokenBackend):
                     break
             else:
                 raise KeyNotFound("Token is invalid: no key for its algorithm")
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 key,
                 algorithms=[key.algorithm_name],
@@ -69,6 +94,7 @@ class BetterAuthTokenBackend(TokenBackend):
                 leeway=self.get_leeway(),
                 options={"require": ["exp", "sub"], "verify_aud": source.audience is not None},
             )
+            return claims, source
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("Token is expired") from exc
         except jwt.InvalidTokenError as exc:

@@ -80,6 +80,8 @@ class JwksKeys:
         self.issuer = issuer
         self.audience = audience
         self.cache_seconds = cache_seconds
+        # A token verified with a key is trusted no longer than the key set is.
+        self.reverify_seconds = cache_seconds
         self.miss_refetch_seconds = miss_refetch_seconds
         self.fetch_timeout = fetch_timeout
         self._key_set: KeySet | None = None

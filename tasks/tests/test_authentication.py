@@ -117,6 +117,31 @@ def test_a_token_expired_beyond_the_leeway_is_401(api_client, db):
     assert_unauthorized(get_tasks(api_client, f"Bearer {token}"), token_given=True)
 
 
+def test_a_token_is_verified_once_and_its_claims_reused(api_client, db, monkeypatch):
+    verifications = []
+    backend = token_backend()
+    verify = backend.verify
+    monkeypatch.setattr(backend, "verify", lambda token: verifications.append(1) or verify(token))
+    token = hs256(claims(sub="alice"))
+    for _ in range(3):
+        assert get_tasks(api_client, f"Bearer {token}").status_code == 200
+    assert len(verifications) == 1
+    # One byte changed (the signature's last character) is another token, checked afresh.
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert_unauthorized(get_tasks(api_client, f"Bearer {tampered}"), token_given=True)
+    assert len(verifications) == 2
+
+
+@override_settings(JWT_LEEWAY_SECONDS=0)
+def test_a_reused_token_is_401_once_it_expires(api_client, db):
+    token_backend.cache_clear()
+    token = hs256(claims(exp=int(time.time()) + 1))
+    assert get_tasks(api_client, f"Bearer {token}").status_code == 200
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires - time.time()))
+    assert_unauthorized(get_tasks(api_client, f"Bearer {token}"), token_given=True)
+
+
 def test_a_token_not_yet_valid_is_401(api_client, db):
     token = hs256(claims(nbf=int(time.time()) + 600))
     assert_unauthorized(get_tasks(api_client, f"Bearer {token}"), token_given=True)

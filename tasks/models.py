@@ -4,6 +4,8 @@ from django.db import connections, models
 from django.db.models import F, Q, Value, sql
 from django.utils import timezone
 
+from .compiled import CompiledQueries
+
 TITLE_MAX_LENGTH = 255
 DETAILS_MAX_LENGTH = 10_000
 USER_ID_MAX_LENGTH = 255
@@ -54,10 +56,31 @@ class NextChangeSeq(models.Func):
 
 
 class TaskQuerySet(models.QuerySet):
+    # Set on the queryset `for_user()` returns; a queryset derived from it (filtered, ordered…)
+    # is a new object without it.
+    owner: str | None = None
+
     def for_user(self, user_id: str) -> "TaskQuerySet":
         """The live tasks owned by `user_id`: the ownership rule every read and write goes
         through (deleted tasks are tombstones, seen only by incremental sync)."""
-        return self.filter(user_id=user_id, deleted_at__isnull=True)
+        owned = self.filter(user_id=user_id, deleted_at__isnull=True)
+        if not self.query.where:
+            owned.owner = user_id
+        return owned
+
+    def fetch(self, shape, build, **values) -> list["Task"]:
+        """`list(build(self, **values))`. When this queryset is exactly `for_user(owner)`, from
+        SQL compiled once per `shape` (see tasks.compiled): `build` may use nothing but its
+        arguments, each value named after the field it is compared with."""
+        if self.owner is None:
+            return list(build(self, **values))
+        return COMPILED.rows(
+            shape,
+            lambda user_id, **values: build(Task.objects.for_user(user_id), **values),
+            using=self.db,
+            user_id=self.owner,
+            **values,
+        )
 
     def changes_for_user(self, user_id: str) -> "TaskQuerySet":
         """Everything of `user_id`'s that incremental sync reports: live tasks and tombstones."""
@@ -221,3 +244,6 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+COMPILED = CompiledQueries(Task)

@@ -115,9 +115,7 @@ class KeysetPagination(BasePagination):
         keys = ORDERINGS[self.ordering]
         if cursor and cursor.reverse:
             keys = tuple(key.flipped() for key in keys)
-        if cursor:
-            queryset = queryset.filter(rows_after(keys, cursor.position))
-        rows = list(queryset.order_by(*(key.order_by() for key in keys))[: self.page_size + 1])
+        rows = page(queryset, keys, cursor.position if cursor else None, self.page_size + 1)
         has_more = len(rows) > self.page_size
         rows = rows[: self.page_size]
         if cursor and cursor.reverse:
@@ -247,6 +245,23 @@ def _decode(model, key: Key, value):
     if decoded is None:
         raise ValueError
     return decoded
+
+
+def page(queryset, keys: tuple[Key, ...], position: tuple | None, limit: int) -> list:
+    """The first `limit` rows of `queryset` in the order of `keys` (after `position`, if any)."""
+    values = {}
+    if position is not None:
+        pairs = zip(keys, position, strict=True)
+        values = {key.field: value for key, value in pairs if value is not None}
+
+    def build(rows, **values):
+        if position is not None:
+            rows = rows.filter(rows_after(keys, tuple(values.get(key.field) for key in keys)))
+        return rows.order_by(*(key.order_by() for key in keys))[:limit]
+
+    # Everything the SQL depends on besides the values: which of them are null, and the limit.
+    shape = ("page", keys, position and tuple(value is None for value in position), limit)
+    return queryset.fetch(shape, build, **values)
 
 
 def rows_after(keys: tuple[Key, ...], position: tuple) -> Q:

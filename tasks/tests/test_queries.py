@@ -4,7 +4,9 @@ import os
 
 import pytest
 from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
 
+from tasks.models import COMPILED
 from tasks.tests.test_pagination import seed
 
 
@@ -61,3 +63,24 @@ def test_a_rejected_token_costs_no_query(api_client, db, django_assert_num_queri
 def test_healthz_does_not_touch_the_database(api_client, db, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert api_client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_hot_reads_are_compiled_to_sql_once(alice, bob, make_task, monkeypatch):
+    """A task lookup and an unfiltered list page reuse their SQL (tasks.compiled): Django's
+    compiler runs for the first request of a shape only, whoever the caller."""
+    monkeypatch.setattr(COMPILED, "_compiled", {})  # as in a new worker
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+    monkeypatch.setattr(
+        SQLCompiler, "as_sql", lambda self, *a, **kw: compiled.append(1) or as_sql(self, *a, **kw)
+    )
+    seed("alice", 3)
+    task = make_task()
+    seed("bob", 3)
+    for client in (alice, bob, alice):
+        assert client.get(f"/v1/tasks/{task['id']}").status_code in (200, 404)
+        first = client.get("/v1/tasks?page_size=2").json()
+        assert len(first["results"]) == 2
+        assert client.get(first["next"]).status_code == 200
+    # One compile per shape: the lookup, the first page, the page after a cursor.
+    assert len(compiled) == 3

@@ -63,9 +63,13 @@ class TaskQuerySet(models.QuerySet):
     def for_user(self, user_id: str) -> "TaskQuerySet":
         """The live tasks owned by `user_id`: the ownership rule every read and write goes
         through (deleted tasks are tombstones, seen only by incremental sync)."""
+        if self.query.where:
+            return self.filter(user_id=user_id, deleted_at__isnull=True)
+        # The filter is added to the query when something reads it (Django's related managers
+        # defer theirs the same way): `fetch()` from compiled SQL never does.
+        self._defer_next_filter = True
         owned = self.filter(user_id=user_id, deleted_at__isnull=True)
-        if not self.query.where:
-            owned.owner = user_id
+        owned.owner = user_id
         return owned
 
     def fetch(self, shape, build, **values) -> list["Task"]:

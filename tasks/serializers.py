@@ -1,3 +1,4 @@
+import copy
 import datetime as dt
 import re
 
@@ -190,6 +191,17 @@ class TaskSerializer(serializers.ModelSerializer):
             "completed_at",
             "position",
         ]
+
+    def get_fields(self) -> dict:
+        # ModelSerializer inspects the model again for every serializer, and DRF deep-copies
+        # each field (together a quarter of a create's time). What it builds depends on the
+        # class alone: it is built once per class, and each serializer gets shallow copies to
+        # bind (`bind()` sets the copy's own name and parent; nothing else on a field changes
+        # after construction, so the parts copies share are only read).
+        cls = type(self)
+        if "built_fields" not in cls.__dict__:
+            cls.built_fields = super().get_fields()
+        return {name: copy.copy(field) for name, field in cls.built_fields.items()}
 
     def validate_details(self, value: str | None) -> str:
         return value or ""

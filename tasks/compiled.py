@@ -14,9 +14,11 @@ import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
+from django.db.models.sql import Query
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,26 @@ class Compiled:
     sql: str | None
     params: tuple
     slots: dict[str, tuple[models.Field, tuple[int, ...]]]  # name -> field, parameter indexes
-    field_names: list[str]
-    converters: dict
-    compiler: object
+
+
+def fetch_instances(model: type[models.Model], using: str, sql: str, params) -> list:
+    """Runs `sql`, which selects (or returns) the model's concrete columns in their order, and
+    makes its rows model instances as the ORM would (converters, `Model.from_db`)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    field_names, compiler, converters = _row_reader(model, using)
+    if converters:
+        rows = compiler.apply_converters(rows, converters)
+    return [model.from_db(using, field_names, row) for row in rows]
+
+
+@cache
+def _row_reader(model: type[models.Model], using: str):
+    fields = model._meta.concrete_fields
+    compiler = Query(model).get_compiler(using)
+    columns = [field.get_col(model._meta.db_table) for field in fields]
+    return [field.attname for field in fields], compiler, compiler.get_converters(columns)
 
 
 class CompiledQueries:
@@ -56,12 +75,7 @@ class CompiledQueries:
             prepared = field.get_db_prep_value(values[name], connection, prepared=False)
             for index in indexes:
                 params[index] = prepared
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        if compiled.converters:
-            rows = compiled.compiler.apply_converters(rows, compiled.converters)
-        return [self.model.from_db(using, compiled.field_names, row) for row in rows]
+        return fetch_instances(self.model, using, compiled.sql, params)
 
     def _compile(self, build: Callable, using: str, names) -> Compiled:
         connection = connections[using]
@@ -70,8 +84,7 @@ class CompiledQueries:
         try:
             sql, params = compiler.as_sql()
         except EmptyResultSet:  # a shape that can match nothing, whatever the values
-            return Compiled(sql=None, params=(), slots={}, field_names=[], converters={},
-                            compiler=compiler)  # fmt: skip
+            return Compiled(sql=None, params=(), slots={})
         slots = {}
         for name, value in placeholders.items():
             field = self.field(name)
@@ -80,17 +93,10 @@ class CompiledQueries:
             if not indexes:
                 raise ValueError(f"{name!r} is not a parameter of the query")
             slots[name] = field, indexes
-        columns = [column for column, _, _ in compiler.select]
-        if compiler.klass_info["select_fields"] != list(range(len(columns))):
-            raise ValueError("only plain model rows are compiled")
-        return Compiled(
-            sql=sql,
-            params=tuple(params),
-            slots=slots,
-            field_names=[column.target.attname for column in columns],
-            converters=compiler.get_converters(columns),
-            compiler=compiler,
-        )
+        selected = [column.target for column, _, _ in compiler.select]
+        if selected != list(self.model._meta.concrete_fields):
+            raise ValueError("only querysets of whole model rows are compiled")
+        return Compiled(sql=sql, params=tuple(params), slots=slots)
 
 
 def _placeholder(field: models.Field, connection):

@@ -4,7 +4,7 @@ from django.db import connections, models
 from django.db.models import F, Q, Value, sql
 from django.utils import timezone
 
-from .compiled import CompiledQueries
+from .compiled import CompiledQueries, fetch_instances
 
 TITLE_MAX_LENGTH = 255
 DETAILS_MAX_LENGTH = 10_000
@@ -100,7 +100,7 @@ class TaskQuerySet(models.QuerySet):
         query.add_update_values({"change_seq": NextChangeSeq(F("user_id")), **values})
         update_sql, params = query.get_compiler(self.db).as_sql()
         returning = f"{update_sql} RETURNING {self._columns()}"
-        return list(self.model._default_manager.raw(returning, params, using=self.db))
+        return fetch_instances(self.model, self.db, returning, params)
 
     def create_within_limit(self, *, limit: int, **fields) -> "Task | None":
         """Insert a task unless its owner already has `limit` tasks, in one statement.

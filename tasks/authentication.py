@@ -158,6 +158,11 @@ class TokenClaimsUser(TokenUser):
 class BearerTokenAuthentication(JWTStatelessUserAuthentication):
     """`Authorization: Bearer <JWT>`; every failure is a 401 with a `WWW-Authenticate` challenge."""
 
+    def __init__(self) -> None:
+        # simplejwt looks the user model up for every instance (one per request), for a
+        # database user this stateless authentication never loads.
+        pass
+
     def get_raw_token(self, header: bytes) -> bytes | None:
         # Authentication schemes are case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
         scheme, _, credentials = header.partition(b" ")

@@ -1,9 +1,9 @@
 """Request ids, the Host check, and structured access logs: one JSON line per request."""
 
 import logging
+import os
 import re
 import time
-import uuid
 
 access_log = logging.getLogger("tasks.access")
 
@@ -25,7 +25,7 @@ class RequestLogMiddleware:
         # builds a link from it.
         request.get_host()
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id
         if access_log.isEnabledFor(logging.INFO):

@@ -196,6 +196,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": _renderers,
     "DEFAULT_PARSER_CLASSES": _parsers,
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tasks.renderers.ContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["tasks.throttling.UserRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "tasks.schema.TaskAPIAutoSchema",

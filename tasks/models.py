@@ -103,11 +103,8 @@ class TaskQuerySet(models.QuerySet):
         return fetch_instances(self.model, self.db, returning, params)
 
     def create_within_limit(self, *, limit: int, **fields) -> "Task | None":
-        """Insert a task unless its owner already has `limit` tasks, in one statement.
-
-        The count stops at `limit` (`LIMIT` in the subquery), so it costs at most `limit`
-        index entries, and nothing for a typical user.
-        """
+        """Insert a task unless its owner already has `limit` live tasks, in one statement
+        (the count is a row of `task_counts`, which triggers keep)."""
         task = self.model(**fields)
         connection = connections[self.db]
         compiler = self.query.get_compiler(self.db)
@@ -123,15 +120,15 @@ class TaskQuerySet(models.QuerySet):
             selected.append(fragment)
             params += fragment_params
         table = connection.ops.quote_name(self.model._meta.db_table)
-        limit_sql = typed(connection, "bigint")
+        counts = connection.ops.quote_name(TaskCount._meta.db_table)
         # Identifiers come from the model's metadata; every value is a bound parameter.
         statement = (
             f"INSERT INTO {table} ({self._columns()}) SELECT {', '.join(selected)} "  # noqa: S608
-            f"WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE user_id = %s"
-            f" AND deleted_at IS NULL LIMIT {limit_sql}) AS owned) < {limit_sql}"
+            f"WHERE COALESCE((SELECT live FROM {counts} WHERE user_id = %s), 0)"
+            f" < {typed(connection, 'bigint')}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, task.user_id, limit, limit])
+            cursor.execute(statement, [*params, task.user_id, limit])
             inserted = cursor.rowcount == 1
         if not inserted:
             return None
@@ -228,6 +225,20 @@ class Task(models.Model):
     @property
     def etag(self) -> str:
         return f'"{self.version}"'
+
+
+class TaskCount(models.Model):
+    """How many live tasks a user has. Written only by triggers on `tasks` (migration 0006),
+    whatever changes it; read by the per-user cap."""
+
+    user_id = models.CharField(max_length=USER_ID_MAX_LENGTH, primary_key=True)
+    live = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "task_counts"
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.live}"
 
 
 class IdempotencyKey(models.Model):

@@ -2,12 +2,17 @@
 parameters cannot inflate."""
 
 import re
+from collections import Counter
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from tasks.models import Task
+from tasks.models import Task, TaskCount
 from tasks.tests.test_pagination import seed
 
 
@@ -34,6 +39,42 @@ def test_an_idempotent_create_over_the_cap_is_409_and_keeps_the_key_free(alice, 
     assert response.status_code == 201
 
 
+def live_counts() -> dict[str, int]:
+    return dict(TaskCount.objects.filter(live__gt=0).values_list("user_id", "live"))
+
+
+def actual_counts() -> dict[str, int]:
+    owners = Task.objects.filter(deleted_at__isnull=True).values_list("user_id", flat=True)
+    return dict(Counter(owners))
+
+
+def test_the_cap_counts_live_tasks_however_they_are_written(alice, bob, make_task, settings):
+    """The per-user count the cap reads is kept by the database (triggers), through every path
+    that adds or removes a live task: API creates, bulk, deletes, clear-completed, recurrence,
+    SQL by hand, and purges of tombstones."""
+    seed("alice", 5)  # bulk_create: one multi-row INSERT
+    tasks = [make_task(title=f"t{n}") for n in range(4)]
+    assert bob.post("/v1/tasks", {"title": "b"}, format="json").status_code == 201
+    assert actual_counts() == live_counts() == {"alice": 9, "bob": 1}
+
+    alice.delete(f"/v1/tasks/{tasks[0]['id']}")
+    alice.post(f"/v1/tasks/{tasks[1]['id']}/toggle")
+    alice.post("/v1/tasks/clear-completed")
+    bulk = {"operations": [{"op": "create", "data": {"title": "n"}},
+                           {"op": "delete", "id": tasks[2]["id"]}]}  # fmt: skip
+    assert alice.post("/v1/tasks/bulk", bulk, format="json").status_code == 200
+    recurring = {"title": "r", "due_at": "2030-01-01", "recurrence": "FREQ=DAILY"}
+    recurring_id = alice.post("/v1/tasks", recurring, format="json").json()["id"]
+    alice.post(f"/v1/tasks/{recurring_id}/toggle")  # completes it and creates the next one
+    Task.objects.filter(user_id="bob").delete()  # a hard delete of a live task
+    settings.TOMBSTONE_RETENTION_DAYS = 0
+    call_command("purge_tombstones", stdout=StringIO())  # tombstones were not counted
+    assert actual_counts() == live_counts() == {"alice": 9}
+
+    settings.MAX_TASKS_PER_USER = 9
+    assert alice.post("/v1/tasks", {"title": "x"}, format="json").status_code == 409
+
+
 WORST_LIST = "/v1/tasks?completed=false&page_size=200"
 
 
@@ -58,3 +99,16 @@ def test_the_most_expensive_list_request_is_one_indexed_query_without_a_sort(ali
     assert "Index Cond" in plan and "created_at <=" in plan, plan  # the cursor bounds the scan
     assert "Sort" not in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_counts_the_tasks_already_stored():
+    before = ("tasks", "0005_next_occurrence_and_due_desc_index")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    OldTask = executor.loader.project_state(before).apps.get_model("tasks", "Task")
+    for user_id, deleted_at in [("u1", None), ("u1", None), ("u1", timezone.now()), ("u2", None)]:
+        OldTask.objects.create(user_id=user_id, title="t", deleted_at=deleted_at)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert live_counts() == {"u1": 2, "u2": 1}

@@ -20,6 +20,9 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
 from django.db.models.sql import Query
 
+# Far more than the service's routes use; beyond it the oldest shape is compiled again when used.
+SHAPES_KEPT = 512
+
 
 @dataclass(frozen=True)
 class Compiled:
@@ -49,11 +52,13 @@ def _row_reader(model: type[models.Model], using: str):
 
 
 class CompiledQueries:
-    """Querysets of one model, by shape.
+    """Queries of one model, by shape.
 
-    `build(**values)` makes the queryset; each value is named after the model field it is
-    compared with (which prepares it for the database, as the ORM would). The shape key must
-    cover everything else the queryset depends on.
+    `build(**values)` makes the query: a queryset, whose rows are read, or a pair (queryset,
+    changes), whose rows are updated by `queryset.update_returning_sql(changes)` and returned.
+    Each value is named after the model field it goes to, optionally suffixed (`version__0`);
+    that field prepares it for the database, as the ORM would. The shape key must cover
+    everything else the query depends on.
     """
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -61,12 +66,16 @@ class CompiledQueries:
         self._compiled: dict[tuple, Compiled] = {}
 
     def field(self, name: str) -> models.Field:
+        name = name.partition("__")[0]
         return self.model._meta.pk if name == "pk" else self.model._meta.get_field(name)
 
     def rows(self, shape: Hashable, build: Callable, using: str = "default", **values) -> list:
         compiled = self._compiled.get((using, shape))
         if compiled is None:
-            compiled = self._compiled[using, shape] = self._compile(build, using, values.keys())
+            compiled = self._compile(build, using, values.keys())
+            if len(self._compiled) >= SHAPES_KEPT:  # shapes a client invents (If-Match lists)
+                self._compiled.pop(next(iter(self._compiled), None), None)
+            self._compiled[using, shape] = compiled
         if compiled.sql is None:
             return []
         connection = connections[using]
@@ -79,28 +88,47 @@ class CompiledQueries:
 
     def _compile(self, build: Callable, using: str, names) -> Compiled:
         connection = connections[using]
-        placeholders = {name: _placeholder(self.field(name), connection) for name in names}
-        compiler = build(**placeholders).query.get_compiler(using)
+        placeholders = {}
+        for name in names:
+            placeholders[name] = _placeholder(self.field(name), connection, placeholders.values())
+        built = build(**placeholders)
         try:
-            sql, params = compiler.as_sql()
+            if isinstance(built, tuple):
+                queryset, changes = built
+                sql, params = queryset.update_returning_sql(changes)
+            else:
+                compiler = built.query.get_compiler(using)
+                sql, params = compiler.as_sql()
+                selected = [column.target for column, _, _ in compiler.select]
+                if selected != list(self.model._meta.concrete_fields):
+                    raise ValueError("only querysets of whole model rows are compiled")
         except EmptyResultSet:  # a shape that can match nothing, whatever the values
             return Compiled(sql=None, params=(), slots={})
         slots = {}
         for name, value in placeholders.items():
             field = self.field(name)
-            prepared = field.get_db_prep_value(value, connection, prepared=False)
-            indexes = tuple(i for i, param in enumerate(params) if param == prepared)
+            prepared = _unwrapped(field.get_db_prep_value(value, connection, prepared=False))
+            indexes = tuple(i for i, param in enumerate(params) if _unwrapped(param) == prepared)
             if not indexes:
                 raise ValueError(f"{name!r} is not a parameter of the query")
             slots[name] = field, indexes
-        selected = [column.target for column, _, _ in compiler.select]
-        if selected != list(self.model._meta.concrete_fields):
-            raise ValueError("only querysets of whole model rows are compiled")
         return Compiled(sql=sql, params=tuple(params), slots=slots)
 
 
-def _placeholder(field: models.Field, connection):
-    """A value of the field's type that no real query parameter will equal by chance."""
+def _unwrapped(param):
+    """A parameter's value: JSON goes to psycopg wrapped (`Jsonb(value)`), compared by identity."""
+    return getattr(param, "obj", param)
+
+
+def _placeholder(field: models.Field, connection, taken) -> object:
+    """A value of the field's type that no other parameter of the query will equal."""
+    taken = list(taken)
+    while (value := _random_value(field, connection)) in taken:
+        pass
+    return value
+
+
+def _random_value(field: models.Field, connection) -> object:
     kind = field.get_internal_type()
     if kind == "UUIDField":
         return uuid.uuid4()
@@ -110,4 +138,6 @@ def _placeholder(field: models.Field, connection):
         # Within the column's range: Django compiles an out-of-range comparison away.
         _, highest = connection.ops.integer_field_range(kind)
         return highest // 2 + secrets.randbelow(highest // 2)
+    if kind == "JSONField":
+        return [f"placeholder-{secrets.token_hex(8)}"]
     return f"placeholder-{secrets.token_hex(8)}"

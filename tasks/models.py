@@ -73,11 +73,16 @@ class TaskQuerySet(models.QuerySet):
         return owned
 
     def fetch(self, shape, build, **values) -> list["Task"]:
-        """`list(build(self, **values))`. When this queryset is exactly `for_user(owner)`, from
-        SQL compiled once per `shape` (see tasks.compiled): `build` may use nothing but its
-        arguments, each value named after the field it is compared with."""
+        """The rows of `build(self, **values)`: a queryset, or a pair (queryset, changes) to
+        update them with, returning them. When this queryset is exactly `for_user(owner)`,
+        from SQL compiled once per `shape` (see tasks.compiled): `build` may use nothing but
+        its arguments, each value named after the field it goes to."""
         if self.owner is None:
-            return list(build(self, **values))
+            built = build(self, **values)
+            if isinstance(built, tuple):
+                queryset, changes = built
+                return queryset.update_returning(**changes)
+            return list(built)
         return COMPILED.rows(
             shape,
             lambda user_id, **values: build(Task.objects.for_user(user_id), **values),
@@ -96,11 +101,13 @@ class TaskQuerySet(models.QuerySet):
         Django's `update()` returns only a count, so fetching the new row would take a second
         query (and could see a later write).
         """
+        return fetch_instances(self.model, self.db, *self.update_returning_sql(values))
+
+    def update_returning_sql(self, values: dict) -> tuple[str, list]:
         query = self.query.chain(sql.UpdateQuery)
         query.add_update_values({"change_seq": NextChangeSeq(F("user_id")), **values})
         update_sql, params = query.get_compiler(self.db).as_sql()
-        returning = f"{update_sql} RETURNING {self._columns()}"
-        return fetch_instances(self.model, self.db, returning, params)
+        return f"{update_sql} RETURNING {self._columns()}", params
 
     def create_within_limit(self, *, limit: int, **fields) -> "Task | None":
         """Insert a task unless its owner already has `limit` live tasks, in one statement

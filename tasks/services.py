@@ -64,20 +64,15 @@ def _refused_by_check(error: IntegrityError) -> Exception:
     return error
 
 
-def _one_task(tasks: TaskQuerySet, task_id) -> TaskQuerySet:
+def _task_id(task_id) -> uuid.UUID:
     try:
-        return tasks.filter(pk=uuid.UUID(str(task_id)))
+        return uuid.UUID(str(task_id))
     except ValueError:
         raise Task.DoesNotExist from None
 
 
-def _matching(tasks: TaskQuerySet, task_id, versions: Versions) -> TaskQuerySet:
-    task = _one_task(tasks, task_id)
-    if versions is None or versions == ANY_VERSION:
-        return task
-    if not versions:  # an If-Match that no version can match
-        raise _missing_or_stale(tasks, task_id)
-    return task.filter(version__in=versions)
+def _one_task(tasks: TaskQuerySet, task_id) -> TaskQuerySet:
+    return tasks.filter(pk=_task_id(task_id))
 
 
 def _missing_or_stale(tasks: TaskQuerySet, task_id) -> Exception:
@@ -100,21 +95,61 @@ def _completion(completed, now: datetime) -> dict:
     return {"completed_at": Case(When(completed=True, then=Value(None)), default=Value(now))}
 
 
-def _written(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> tuple[Task, bool]:
-    """Apply `values` in one `UPDATE … RETURNING`; also says whether the task just became
-    completed (its `completed_at` is this write's timestamp)."""
+def _written(
+    tasks: TaskQuerySet, task_id, versions: Versions, *, non_recurring: bool = False, **values
+) -> tuple[Task, bool]:
+    """Apply `values` in one `UPDATE … RETURNING` (to a task without a recurrence rule only,
+    with `non_recurring`); also says whether the task just became completed (its
+    `completed_at` is this write's timestamp).
+
+    The statement is compiled once per shape (tasks.compiled): values are bound parameters,
+    except those that change the SQL (None, booleans, expressions), which are part of the shape.
+    """
+    if versions is not None and versions != ANY_VERSION and not versions:
+        raise _missing_or_stale(tasks, task_id)  # an If-Match that no version can match
+    matched = sorted(set(versions)) if isinstance(versions, list) else []
+    bound = {name: value for name, value in values.items() if _bindable(value)}
+    fixed = {name: value for name, value in values.items() if name not in bound}
+
+    def build(tasks, pk, updated_at, **bound):
+        matching = tasks.filter(pk=pk)
+        if non_recurring:
+            matching = matching.filter(recurrence="")
+        if matched:
+            versions = [bound.pop(f"version__{i}") for i in range(len(matched))]
+            matching = matching.filter(version__in=versions)
+        changes = {**fixed, **bound}
+        if "completed" in changes:
+            changes |= _completion(changes["completed"], updated_at)
+        return matching, {**changes, "version": F("version") + 1, "updated_at": updated_at}
+
+    shape = (
+        "update",
+        non_recurring,
+        len(matched),
+        tuple(sorted(bound)),
+        tuple(sorted(fixed.items(), key=lambda item: item[0])),
+    )
     now = timezone.now()
-    if "completed" in values:
-        values |= _completion(values["completed"], now)
-    matching = _matching(tasks, task_id, versions)
     try:
-        updated = matching.update_returning(**values, version=F("version") + 1, updated_at=now)
+        updated = tasks.fetch(
+            shape,
+            build,
+            pk=_task_id(task_id),
+            updated_at=now,
+            **bound,
+            **{f"version__{i}": version for i, version in enumerate(matched)},
+        )
     except IntegrityError as error:
         raise _refused_by_check(error) from None
     if not updated:
-        raise _missing_or_stale(tasks, task_id)
+        raise _missing_or_stale(tasks.filter(recurrence="") if non_recurring else tasks, task_id)
     task = updated[0]
     return task, task.completed and task.completed_at == now
+
+
+def _bindable(value) -> bool:
+    return not (value is None or isinstance(value, bool) or hasattr(value, "resolve_expression"))
 
 
 def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> Task:
@@ -123,7 +158,7 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
     transaction, so the next occurrence is created exactly once however many completes race."""
     if not values.get("recurrence"):  # a write that adds a rule takes the locked path
         try:
-            task, _ = _written(tasks.filter(recurrence=""), task_id, versions, **values)
+            task, _ = _written(tasks, task_id, versions, non_recurring=True, **values)
             return task
         except Task.DoesNotExist:
             pass  # missing, or recurring: find out under the lock

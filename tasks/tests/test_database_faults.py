@@ -34,10 +34,17 @@ def call(url: str, method: str = "GET", body: dict | None = None, token: str | N
     return status, headers, (json.loads(raw) if raw else None), time.monotonic() - started
 
 
-def worker_pids(server: LiveServer) -> set[int]:
+def worker_pids(server: LiveServer, expected: int = 2) -> set[int]:
+    """The gunicorn master's workers, once all `expected` have started (the server answers as
+    soon as the first one has)."""
     children = f"/proc/{server.process.pid}/task/{server.process.pid}/children"
-    with open(children) as file:
-        return {int(pid) for pid in file.read().split()}
+    deadline = time.monotonic() + 10
+    while True:
+        with open(children) as file:
+            pids = {int(pid) for pid in file.read().split()}
+        if len(pids) >= expected or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import os
 
 import pytest
 from django.db import connection
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 
 from tasks.models import COMPILED
 from tasks.tests.test_pagination import seed
@@ -83,4 +83,27 @@ def test_the_hot_reads_are_compiled_to_sql_once(alice, bob, make_task, monkeypat
         assert len(first["results"]) == 2
         assert client.get(first["next"]).status_code == 200
     # One compile per shape: the lookup, the first page, the page after a cursor.
+    assert len(compiled) == 3
+
+
+def test_the_hot_writes_are_compiled_to_sql_once(alice, bob, monkeypatch):
+    """Toggle, PUT and delete reuse their UPDATE … RETURNING for every request of the same
+    shape (which fields, null or not, how many If-Match versions), whoever the caller."""
+    monkeypatch.setattr(COMPILED, "_compiled", {})
+    compiled = []
+    as_sql = SQLUpdateCompiler.as_sql
+    monkeypatch.setattr(
+        SQLUpdateCompiler,
+        "as_sql",
+        lambda self, *a, **kw: compiled.append(1) or as_sql(self, *a, **kw),
+    )
+    for client in (alice, bob, alice):
+        task = client.post("/v1/tasks", {"title": "t"}, format="json").json()
+        url = f"/v1/tasks/{task['id']}"
+        assert client.post(f"{url}/toggle").json()["completed"] is True
+        body = {"title": f"new {task['id']}", "labels": [task["id"][:8]]}
+        changed = client.put(url, body, format="json", HTTP_IF_MATCH='"2"').json()
+        assert (changed["title"], changed["labels"]) == (body["title"], body["labels"])
+        assert client.delete(url, HTTP_IF_MATCH='"3"').status_code == 204
+        assert client.get(url).status_code == 404
     assert len(compiled) == 3

@@ -588,8 +588,9 @@ def run_rounds(
                     # wrk stops with requests still in flight; the server finishes them. Listing
                     # the ids left before they land would hand out ids about to be deleted (404).
                     time.sleep(IN_FLIGHT_SETTLE_S)
-                    if len(write_delete_ids(target, ids_file)) < 5000 * args.duration:
-                        log(f"warning: few tasks to delete left on {target.name}: raise --delete-pool")
+                    left = write_delete_ids(target, ids_file)
+                    if len(left) < 5000 * args.duration:
+                        log(f"warning: {target.name}: few tasks left to delete (--delete-pool)")
                 run = run_wrk(jobs, args.duration)[0]
                 target.last_load = time.monotonic()
                 entry["rounds"].append(run)

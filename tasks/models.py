@@ -1,4 +1,5 @@
 import uuid
+from functools import cache
 
 from django.db import connections, models
 from django.db.models import F, Q, Value, sql
@@ -117,12 +118,12 @@ class TaskQuerySet(models.QuerySet):
         compiler = self.query.get_compiler(self.db)
         concrete = self.model._meta.concrete_fields
         selected, params = [], []
-        for field in concrete:
+        for field, placeholder in zip(concrete, _insert_placeholders(self.db), strict=True):
             if field.attname == "change_seq":
                 fragment, fragment_params = compiler.compile(NextChangeSeq(Value(task.user_id)))
             else:
                 value = field.pre_save(task, add=True)
-                fragment = typed(connection, field.cast_db_type(connection))
+                fragment = placeholder
                 fragment_params = [field.get_db_prep_save(value, connection)]
             selected.append(fragment)
             params += fragment_params
@@ -149,6 +150,15 @@ class TaskQuerySet(models.QuerySet):
 
 
 LIVE = Q(deleted_at__isnull=True)
+
+
+@cache
+def _insert_placeholders(using: str) -> list[str]:
+    """Each concrete field's placeholder in create_within_limit's SELECT list."""
+    connection = connections[using]
+    return [
+        typed(connection, field.cast_db_type(connection)) for field in Task._meta.concrete_fields
+    ]
 
 
 def typed(connection, db_type: str) -> str:

@@ -200,8 +200,18 @@ class TaskSerializer(serializers.ModelSerializer):
         # after construction, so the parts copies share are only read).
         cls = type(self)
         if "built_fields" not in cls.__dict__:
-            cls.built_fields = super().get_fields()
+            built = super().get_fields()
+            for field in built.values():
+                field.validators  # noqa: B018 -- built now, shared by the copies (stateless)
+            cls.built_fields = built
         return {name: copy.copy(field) for name, field in cls.built_fields.items()}
+
+    def get_validators(self) -> list:
+        # The model's uniqueness rules, worked out from its metadata: once per class too.
+        cls = type(self)
+        if "built_validators" not in cls.__dict__:
+            cls.built_validators = super().get_validators()
+        return list(cls.built_validators)
 
     def validate_details(self, value: str | None) -> str:
         return value or ""

@@ -132,7 +132,7 @@ class TaskQuerySet(models.QuerySet):
         # Identifiers come from the model's metadata; every value is a bound parameter.
         statement = (
             f"INSERT INTO {table} ({self._columns()}) SELECT {', '.join(selected)} "  # noqa: S608
-            f"WHERE COALESCE((SELECT live FROM {counts} WHERE user_id = %s), 0)"
+            f"WHERE COALESCE((SELECT SUM(live) FROM {counts} WHERE user_id = %s), 0)"
             f" < {typed(connection, 'bigint')}"
         )
         with connection.cursor() as cursor:
@@ -245,17 +245,20 @@ class Task(models.Model):
 
 
 class TaskCount(models.Model):
-    """How many live tasks a user has. Written only by triggers on `tasks` (migration 0006),
-    whatever changes it; read by the per-user cap."""
+    """How many live tasks a user has: the sum of the user's rows (PostgreSQL spreads them over
+    shards, one per connection, so that concurrent writes do not queue on one row). Written only
+    by triggers on `tasks` (migration 0006), whatever changes it; read by the per-user cap."""
 
-    user_id = models.CharField(max_length=USER_ID_MAX_LENGTH, primary_key=True)
+    pk = models.CompositePrimaryKey("user_id", "shard")
+    user_id = models.CharField(max_length=USER_ID_MAX_LENGTH)
+    shard = models.SmallIntegerField()
     live = models.IntegerField(default=0)
 
     class Meta:
         db_table = "task_counts"
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.live}"
+        return f"{self.user_id}#{self.shard}: {self.live}"
 
 
 class IdempotencyKey(models.Model):

@@ -3,12 +3,14 @@ parameters cannot inflate."""
 
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -40,7 +42,8 @@ def test_an_idempotent_create_over_the_cap_is_409_and_keeps_the_key_free(alice, 
 
 
 def live_counts() -> dict[str, int]:
-    return dict(TaskCount.objects.filter(live__gt=0).values_list("user_id", "live"))
+    totals = TaskCount.objects.values("user_id").annotate(total=Sum("live"))
+    return {row["user_id"]: row["total"] for row in totals if row["total"]}
 
 
 def actual_counts() -> dict[str, int]:
@@ -112,3 +115,22 @@ def test_upgrading_counts_the_tasks_already_stored():
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert live_counts() == {"u1": 2, "u2": 1}
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_one_users_concurrent_creates_keep_an_exact_count_over_shards():
+    """Writes through different connections count into different rows (no queue on one row
+    lock); their sum is exact."""
+
+    def create_some(_):
+        try:
+            for _ in range(25):
+                Task.objects.create_within_limit(limit=10**6, user_id="busy", title="t")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create_some, range(4)))
+    assert live_counts() == actual_counts() == {"busy": 100}
+    assert TaskCount.objects.filter(user_id="busy").count() > 1

@@ -11,6 +11,7 @@ import logging
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.handler import ExceptionHandler
 from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
 from rest_framework import exceptions, status
@@ -75,6 +76,18 @@ class TaskAPIExceptionHandler(ExceptionHandler):
 
 
 exception_handler = standardized_exception_handler
+
+
+class ErrorFormatter(ExceptionFormatter):
+    def format_error_response(self, error_response) -> dict:
+        # What `dataclasses.asdict` returns, without its generic deep copy (a tenth of a 401).
+        return {
+            "type": error_response.type,
+            "errors": [
+                {"code": error.code, "detail": error.detail, "attr": error.attr}
+                for error in error_response.errors
+            ],
+        }
 
 
 def error_body(code: str, detail: str, error_type: str = "client_error") -> dict:

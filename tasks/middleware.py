@@ -8,6 +8,7 @@ import time
 access_log = logging.getLogger("tasks.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"  # read from META: request.headers copies every header
 # Taken from the client only when it is a plausible id: never a way to inject into logs.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -24,7 +25,7 @@ class RequestLogMiddleware:
         # Validates Host against ALLOWED_HOSTS (DisallowedHost: a JSON 400) before anything
         # builds a link from it.
         request.get_host()
-        given = request.headers.get(REQUEST_ID_HEADER, "")
+        given = request.META.get(REQUEST_ID_META, "")
         request.request_id = given if VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id

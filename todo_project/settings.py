@@ -206,6 +206,7 @@ REST_FRAMEWORK = {
 
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "tasks.exceptions.TaskAPIExceptionHandler",
+    "EXCEPTION_FORMATTER_CLASS": "tasks.exceptions.ErrorFormatter",
     # JSON errors with DEBUG on too: the contract allows no HTML page under /v1.
     "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
 }

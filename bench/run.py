@@ -916,6 +916,9 @@ def main() -> None:
                 target.last_load = time.monotonic()
                 skipped = ", ".join(f"{k} ({v})" for k, v in target.not_implemented.items())
                 log(f"probed {target.name}: not implemented: {skipped or 'none'}")
+            # Write the seeded pages out now: otherwise the checkpoint that the seeding's WAL
+            # triggers lands in the middle of some target's round (one create round at half speed).
+            admin.execute("CHECKPOINT")
             results = run_rounds(args, targets, scenarios, tokens, admin, work, log)
         rss = {t.name: gunicorn_workers(t.server) for t in targets}
         if args.two_instances:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -192,8 +193,11 @@ class KeysetPagination(BasePagination):
     def link(self, cursor: Cursor | None) -> str | None:
         if cursor is None:
             return None
-        url = self.request.build_absolute_uri()
-        return replace_query_param(url, self.cursor_query_param, cursor.encode())
+        return replace_query_param(self.url, self.cursor_query_param, cursor.encode())
+
+    @cached_property
+    def url(self) -> str:
+        return self.request.build_absolute_uri()
 
     def get_schema_operation_parameters(self, view):
         return [

@@ -1,4 +1,5 @@
-"""The hot read queries, compiled to SQL once per shape and run again with each request's values.
+"""The hot queries (task lookups, list pages, task updates), compiled to SQL once per shape and
+run again with each request's values.
 
 For a one-row lookup Django spends longer building and compiling the query (about 0.25 ms of
 Python on the benchmark machine) than PostgreSQL spends answering it. A query's SQL depends on

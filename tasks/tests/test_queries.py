@@ -107,3 +107,34 @@ def test_the_hot_writes_are_compiled_to_sql_once(alice, bob, monkeypatch):
         assert client.delete(url, HTTP_IF_MATCH='"3"').status_code == 204
         assert client.get(url).status_code == 404
     assert len(compiled) == 3
+
+
+@pytest.mark.parametrize("init_listener", [False, True])
+def test_compiled_reads_make_the_tasks_the_orm_makes(alice, make_task, init_listener):
+    """Compiled reads load rows without `Model.__init__` (tasks.compiled._loaded) unless an init
+    signal listens: either way each task is the ORM's, and saves as an update."""
+    from django.db.models.signals import post_init
+
+    from tasks.models import Task
+
+    made = make_task(details="d", due_at="2026-03-01", priority="high", labels=["a"])
+    seen = []
+    if init_listener:
+        post_init.connect(
+            lambda instance, **kw: seen.append(instance.pk), sender=Task, weak=False, dispatch_uid=1
+        )
+    try:
+        compiled = Task.objects.for_user("alice").fetch(
+            "by pk", lambda tasks, pk: tasks.filter(pk=pk), pk=made["id"]
+        )
+    finally:
+        post_init.disconnect(sender=Task, dispatch_uid=1)
+    (task,) = compiled
+    orm = Task.objects.get(pk=made["id"])
+    fields = [field.attname for field in Task._meta.concrete_fields]
+    assert [getattr(task, name) for name in fields] == [getattr(orm, name) for name in fields]
+    assert (task._state.adding, task._state.db) == (False, orm._state.db)
+    assert seen == ([orm.pk] if init_listener else [])
+    task.title = "saved"
+    task.save()
+    assert alice.get(f"/v1/tasks/{made['id']}").json()["title"] == "saved"

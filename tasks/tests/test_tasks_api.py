@@ -1,8 +1,10 @@
 """The /v1/tasks routes: happy paths, validation and the error table of the contract."""
 
+import datetime as dt
 import re
 import sys
 import uuid
+import zoneinfo
 from datetime import datetime
 
 import pytest
@@ -376,6 +378,26 @@ def test_serializer_fast_path_matches_drf(alice, make_task):
     drf = serializers.ModelSerializer.to_representation(TaskSerializer(stored), stored)
     assert fast == dict(drf)
     assert fast["completed_at"] and fast["due_at"] == "2026-03-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, tzinfo=dt.UTC),  # no microseconds: none written
+        dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, 1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        dt.datetime(2026, 7, 1, 9, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+        dt.datetime(2026, 7, 1, 9, tzinfo=zoneinfo.ZoneInfo("UTC")),
+    ],
+)
+def test_timestamps_are_written_as_drf_writes_them(value):
+    from rest_framework import serializers
+
+    from tasks.serializers import timestamp
+
+    assert timestamp(value) == serializers.DateTimeField().to_representation(value)
 
 
 def test_the_whitespace_the_schema_spells_out_is_what_trimming_removes():

@@ -1,6 +1,6 @@
 """Python time per request, route by route, with no server or network in between.
 
-Calls the WSGI application in this process against a fresh PostgreSQL database (50 tasks), as
+Calls the WSGI application in this process against a fresh PostgreSQL database (100 tasks), as
 gunicorn would, and prints wall and CPU microseconds per request (the fastest of ten batches: on
 a shared machine the mean mostly measures the neighbours). Where wrk measures the service, this
 measures the code: use it to see what a change to the request path costs.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import secrets
@@ -31,10 +32,17 @@ sys.path.insert(0, str(REPO_ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("routes", nargs="*", help="401 list get create put toggle (default: all)")
+    parser.add_argument(
+        "routes",
+        nargs="*",
+        help="401 list next get create put toggle (default: all)",
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="cProfile each route afterwards")
     parser.add_argument("--sort", default="cumulative", help="the profile's order (e.g. tottime)")
+    parser.add_argument("--callers", metavar="FUNCTION", help="and who calls FUNCTION, how often")
+    parser.add_argument("--callees", metavar="FUNCTION", help="and what FUNCTION calls")
+    parser.add_argument("--only", default="", help="list only the functions matching this regex")
     parser.add_argument("--pg", default="postgres://root@127.0.0.1:5432", help="server URL")
     args = parser.parse_args()
 
@@ -59,14 +67,15 @@ def main() -> None:
     from tasks.models import Task
 
     call_command("migrate", verbosity=0)
-    for n in range(50):
-        Task.objects.create_within_limit(limit=100, user_id="alice", title=f"task {n}")
+    for n in range(100):
+        Task.objects.create_within_limit(limit=1000, user_id="alice", title=f"task {n}")
     task_id = Task.objects.for_user("alice").values_list("id", flat=True).first()
     application = get_wsgi_application()
     token = issue_token("alice", ttl_seconds=3600)
 
     def environ(method: str, path: str, body: bytes = b"", token: str | None = token) -> dict:
-        env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+        path, _, query = path.partition("?")
+        env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000",
                "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
                "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}  # fmt: skip
@@ -77,9 +86,12 @@ def main() -> None:
         return env
 
     one = f"/v1/tasks/{task_id}"
+    first_page = b"".join(application(environ("GET", "/v1/tasks"), lambda *args: None))
+    next_page = json.loads(first_page)["next"].removeprefix("http://127.0.0.1:8000")
     routes = {
         "401": lambda: environ("GET", "/v1/tasks", token=None),
         "list": lambda: environ("GET", "/v1/tasks"),
+        "next": lambda: environ("GET", next_page),
         "get": lambda: environ("GET", one),
         "create": lambda: environ("POST", "/v1/tasks", b'{"title": "created"}'),
         "put": lambda: environ("PUT", one, b'{"title": "x", "details": "y", "completed": false}'),
@@ -109,7 +121,12 @@ def main() -> None:
         if args.profile:
             profile = cProfile.Profile()
             profile.runcall(serve, [routes[name]() for _ in range(args.requests)])
-            pstats.Stats(profile).sort_stats(args.sort).print_stats(30)
+            stats = pstats.Stats(profile).sort_stats(args.sort)
+            stats.print_stats(*([args.only] if args.only else []), 30)
+            if args.callers:
+                stats.print_callers(args.callers)
+            if args.callees:
+                stats.print_callees(args.callees)
         Task.objects.filter(title="created").delete()
 
 

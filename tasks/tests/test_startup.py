@@ -1,6 +1,7 @@
 """The service refuses to start without a way to check tokens (DEBUG off), in one line."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -88,3 +89,22 @@ def test_an_unreadable_rate_limit_is_refused_at_start_up(rate):
     result = manage_check(BETTER_AUTH_SECRET="x" * 40, RATE_LIMIT=rate)
     assert result.returncode != 0
     assert "tasks.E001" in result.stderr
+
+
+@pytest.mark.live
+def test_gunicorn_refuses_a_port_another_server_listens_on():
+    """Workers listen with SO_REUSEPORT, which would let a second server share a port that one
+    already serves (even one that set SO_REUSEPORT too): the master checks first."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "todo_project.wsgi:application"],
+            timeout=30,
+            PORT=str(taken.getsockname()[1]),
+            BETTER_AUTH_SECRET="x" * 40,
+        )
+    assert result.returncode != 0
+    assert "cannot listen on 127.0.0.1" in result.stderr
+    assert "Booting worker" not in result.stderr

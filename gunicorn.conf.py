@@ -20,7 +20,7 @@ bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000
 # the kernel spreads new connections over the workers evenly). Measured on 2 vCPUs with wrk's 16
 # keep-alive connections, CPU per request of the workers and req/s, rounds interleaved: on one
 # shared socket, whichever worker woke first took the connections (runs where two of four
-# workers served nothing, or one of two served most); four workers (2 per CPU) spent 1.3-1.7x
+# workers served nothing, or one of two served most); four workers (2 per CPU) spent 1.2-1.6x
 # the CPU per request of two (more processes than cores trade the CPU back and forth), and two
 # workers with their own sockets served GET 1,420-1,690 req/s, p99 19-24 ms, against 1,050-1,350
 # req/s, p99 29-50 ms, for four on one socket; three threads a worker did not pay.

@@ -24,6 +24,7 @@ from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.tokens import Token
 
 from .jwks import JwksKeys, KeyNotFound
+from .models import USER_ID_MAX_LENGTH
 
 SHARED_SECRET_ALGORITHM = "HS256"
 DEVELOPMENT_COOKIE_NAME = "dev_api_token"
@@ -32,6 +33,8 @@ DEVELOPMENT_COOKIE_NAME = "dev_api_token"
 # authentication (more so for EdDSA). A token differing by one byte is another entry, checked
 # afresh.
 VERIFIED_TOKENS_KEPT = 4096
+# 9999-12-31T23:59:59Z: the last NumericDate a datetime can hold.
+LAST_NUMERIC_DATE = 253402300799
 
 
 class SharedSecretKeys:
@@ -94,11 +97,44 @@ class BetterAuthTokenBackend(TokenBackend):
                 leeway=self.get_leeway(),
                 options={"require": ["exp", "sub"], "verify_aud": source.audience is not None},
             )
-            return claims, source
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("Token is expired") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"Token is invalid: {exc}") from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            # A header or claim of an unexpected JSON type, or nested too deep to parse.
+            raise TokenError("Token is invalid: malformed header or claims") from exc
+        check_claims(claims)
+        return claims, source
+
+
+def check_claims(claims: dict) -> None:
+    """The claims the service relies on have exactly the types it relies on, so that nothing
+    after verification can fail on them: NumericDates (RFC 7519 §2) that fit a datetime, and a
+    `sub` that the database stores exactly as given (never cut short into another account)."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TokenError(f"Token is invalid: {name} is not a number")
+        if not 0 <= value <= LAST_NUMERIC_DATE:
+            raise TokenError(f"Token is invalid: {name} is out of range")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise TokenError("Token has no user id (sub)")
+    storable = "\x00" not in subject and (subject.isascii() or not _has_surrogates(subject))
+    if len(subject) > USER_ID_MAX_LENGTH or not storable:
+        raise TokenError(
+            f"Token is invalid: sub must be 1 to {USER_ID_MAX_LENGTH} characters, without NUL"
+        )
+
+
+def _has_surrogates(text: str) -> bool:
+    """A lone surrogate (`"\\ud800"` in JSON) is no character: UTF-8 cannot encode it."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @cache
@@ -138,12 +174,6 @@ class AccessToken(Token):
     @property
     def token_backend(self) -> BetterAuthTokenBackend:
         return token_backend()
-
-    def verify(self) -> None:
-        super().verify()
-        subject = self.payload.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise TokenError("Token has no user id (sub)")
 
 
 class TokenClaimsUser(TokenUser):

@@ -29,6 +29,9 @@ from .models import Task, TaskQuerySet
 from .pagination import Key, rows_after
 
 TOKEN_SIGNER = Signer(salt="tasks.sync.token")
+MAX_CHANGE_SEQ = 2**63 - 1  # a bigint
+# Clocks of the instances that issue and read a token may differ a little.
+ISSUED_AT_LEEWAY_SECONDS = 300
 SYNC_ORDER = (Key("change_seq", descending=False), Key("id", descending=False))
 
 
@@ -53,7 +56,14 @@ class SyncToken:
         try:
             raw = TOKEN_SIGNER.unsign(raw)
             payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-            token = cls(int(payload["s"]), str(payload["i"]), float(payload["t"]))
+            token = cls(payload["s"], payload["i"], payload["t"])
+            # Exactly what encode() writes: a signature proves who made a token, not its shape.
+            if not (
+                _is_int(token.change_seq, 0, MAX_CHANGE_SEQ)
+                and _is_int(token.issued_at, 0, time.time() + ISSUED_AT_LEEWAY_SECONDS)
+                and isinstance(token.last_id, str)
+            ):
+                raise ValueError
             if token.last_id:
                 uuid.UUID(token.last_id)
         except (ValueError, TypeError, KeyError, binascii.Error, BadSignature):
@@ -62,6 +72,10 @@ class SyncToken:
         if time.time() - token.issued_at > retention:
             raise SyncTokenExpired()
         return token
+
+
+def _is_int(value, low: float, high: float) -> bool:
+    return type(value) is int and low <= value <= high
 
 
 def changes_page(*, tasks: TaskQuerySet, since: SyncToken, page_size: int) -> tuple[list, bool]:

@@ -1,14 +1,15 @@
 """Per-user rate limits, counted atomically where every gunicorn worker sees the same count.
 
 DRF's stock cache throttle reads a history, then writes it back: concurrent requests all read
-the same history and slip past the limit. Here each request is one Redis `INCR` on a fixed
+the same history and slip past the limit. Here each request is one Redis `INCRBY` on a fixed
 window's counter (with its expiry set in the same round trip), so the limit holds across
-workers and hosts. Without `REDIS_URL` the counter lives in each process's memory: the limit is
-then per worker (documented in the README).
+workers and hosts. Without `REDIS_URL`, or while Redis does not answer, the counter lives in
+each process's memory: the limit is then per worker (documented in the README).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -16,16 +17,14 @@ from functools import cache
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                   "h": 3600, "hour": 3600, "d": 86400, "day": 86400}  # fmt: skip
-
-
-class CounterUnavailable(Exception):
-    """Redis did not answer."""
 
 
 @cache
@@ -51,23 +50,51 @@ def redis_client():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
-def count_hit(key: str, window: int) -> int:
-    """Add one to `key`'s counter, which expires with its window; returns the new count."""
+# After Redis fails, each process counts on its own for this long before asking Redis again:
+# a Redis that hangs then costs one client timeout per process per back-off, not every request.
+REDIS_RETRY_SECONDS = 2
+redis_retry_at = 0.0  # time.monotonic() until which Redis is skipped; 0 while it answers
+
+# Each process's own counters while Redis is unreachable (the default cache is Redis then).
+fallback_counters = LocMemCache("tasks.throttling.fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
+
+
+def count_locally(counters: LocMemCache, key: str, window: int, units: int) -> int:
+    if counters.add(key, units, timeout=window):
+        return units
+    return counters.incr(key, units)
+
+
+def count_hits(key: str, window: int, units: int) -> int:
+    """Add `units` to `key`'s counter, which expires with its window; returns the new count."""
+    global redis_retry_at
     client = redis_client()
     if client is None:
-        local = caches["default"]
-        if local.add(key, 1, timeout=window):
-            return 1
-        return local.incr(key)
+        return count_locally(caches["default"], key, window, units)
+    now = time.monotonic()
+    if now < redis_retry_at:
+        return count_locally(fallback_counters, key, window, units)
+    if redis_retry_at:
+        # This request probes Redis; the process's other threads keep counting locally meanwhile.
+        redis_retry_at = now + REDIS_RETRY_SECONDS
     import redis  # already loaded by redis_client()
 
     pipeline = client.pipeline()
-    pipeline.incr(key)
+    pipeline.incrby(key, units)
     pipeline.expire(key, window, nx=True)
     try:
         count, _ = pipeline.execute()
     except redis.RedisError as exc:
-        raise CounterUnavailable(str(exc)) from exc
+        redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+        logger.warning(
+            "Redis unavailable (%s): rate limits counted per process for the next %s s",
+            exc,
+            REDIS_RETRY_SECONDS,
+        )
+        return count_locally(fallback_counters, key, window, units)
+    if redis_retry_at:
+        redis_retry_at = 0.0
+        logger.info("Redis answers again: rate limits are shared again")
     return count
 
 
@@ -77,6 +104,11 @@ class UserRateThrottle(BaseThrottle):
     policy_name = "user"
 
     def allow_request(self, request, view) -> bool:
+        return self.count(request, 1)
+
+    def count(self, request, units: int, *, give_back_if_refused: bool = False) -> bool:
+        """Count `units` against the user; False if that goes over the limit. Records the
+        RateLimit headers the response carries."""
         rate = parse_rate(settings.RATE_LIMIT)
         if rate is None or request.user is None:
             return True
@@ -84,18 +116,28 @@ class UserRateThrottle(BaseThrottle):
         now = time.time()
         window_start = int(now // window) * window
         reset = max(1, math.ceil(window_start + window - now))
-        try:
-            count = count_hit(f"ratelimit:{request.user.id}:{window}:{window_start}", window)
-        except CounterUnavailable as exc:
-            # Fail open: a cache outage must not take the API down with it.
-            logger.warning("Rate limit counter unavailable: %s", exc)
-            return True
+        # A digest: a user id may be 255 characters of anything, too long or odd for a key.
+        user = hashlib.blake2b(request.user.id.encode(), digest_size=16).hexdigest()
+        key = f"ratelimit:{user}:{window}:{window_start}"
+        count = count_hits(key, window, units)
+        allowed = count <= limit
+        if not allowed and give_back_if_refused:
+            count = count_hits(key, window, -units)
         request.rate_limit_headers = {
             "RateLimit-Policy": f'"{self.policy_name}";q={limit};w={window}',
             "RateLimit": f'"{self.policy_name}";r={max(0, limit - count)};t={reset}',
         }
         self.retry_after = reset
-        return count <= limit
+        return allowed
 
     def wait(self) -> int:
         return self.retry_after
+
+
+def charge(request, units: int) -> None:
+    """Count `units` more requests against the caller, after the throttle counted the request
+    itself (a bulk costs one per operation). Over the limit they are given back and the request
+    is refused: 429, with Retry-After."""
+    throttle = UserRateThrottle()
+    if units > 0 and not throttle.count(request, units, give_back_if_refused=True):
+        raise Throttled(throttle.wait())

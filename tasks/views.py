@@ -26,7 +26,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services, sync
+from . import services, sync, throttling
 from .authentication import DEVELOPMENT_COOKIE_NAME
 from .bulk import BulkResponseSerializer, BulkSerializer, tasks_bulk
 from .exceptions import error_body
@@ -263,10 +263,13 @@ class TaskViewSet(viewsets.ModelViewSet):
     def bulk(self, request):
         serializer = BulkSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        operations = serializer.validated_data["operations"]
+        # One rate-limit unit per operation: the throttle has counted the first.
+        throttling.charge(request, len(operations) - 1)
         results = tasks_bulk(
             tasks=self.get_queryset(),
             user_id=request.user.id,
-            operations=serializer.validated_data["operations"],
+            operations=operations,
             max_tasks=settings.MAX_TASKS_PER_USER,
             context=self.get_serializer_context(),
         )

@@ -56,6 +56,46 @@ def test_unauthenticated_requests_are_401_not_counted(api_client, db, settings):
     assert all(api_client.get("/v1/tasks").status_code == 401 for _ in range(3))
 
 
+def bulk_create(client, count: int):
+    operations = [{"op": "create", "data": {"title": f"t{n}"}} for n in range(count)]
+    return client.post("/v1/tasks/bulk", {"operations": operations}, format="json")
+
+
+def test_a_bulk_costs_one_unit_per_operation(db, settings):
+    settings.RATE_LIMIT = "10/hour"
+    client = client_for("alice")
+    response = bulk_create(client, 4)
+    assert response.status_code == 200
+    assert re.fullmatch(r'"user";r=6;t=\d+', response["RateLimit"])
+    assert bulk_create(client, 6).status_code == 200
+    assert client.get("/v1/tasks").status_code == 429
+
+
+def test_a_bulk_over_the_remaining_allowance_is_429_and_changes_nothing(db, settings):
+    settings.RATE_LIMIT = "10/hour"
+    client = client_for("alice")
+    assert bulk_create(client, 5).status_code == 200
+    response = bulk_create(client, 6)
+    assert response.status_code == 429
+    assert response.json()["errors"][0]["code"] == "throttled"
+    assert 0 < int(response["Retry-After"]) <= 3600
+    # The refused bulk cost one unit, as any refused request does: four remain.
+    assert re.fullmatch(r'"user";r=4;t=\d+', response["RateLimit"])
+    listed = client.get("/v1/tasks")
+    assert sorted(task["title"] for task in listed.json()["results"]) == [f"t{n}" for n in range(5)]
+    assert bulk_create(client, 3).status_code == 200
+    assert client.get("/v1/tasks").status_code == 429
+
+
+def test_an_invalid_bulk_costs_one_unit(db, settings):
+    settings.RATE_LIMIT = "10/hour"
+    client = client_for("alice")
+    operations = [{"op": "create", "data": {"title": "x"}}] * 5 + [{"op": "nope"}]
+    response = client.post("/v1/tasks/bulk", {"operations": operations}, format="json")
+    assert response.status_code == 422
+    assert re.fullmatch(r'"user";r=9;t=\d+', response["RateLimit"])
+
+
 @pytest.fixture
 def redis_available():
     try:

@@ -6,20 +6,23 @@ first (optionally after `RRULE:`), then any of the parts below, in any order, ea
 and never both `COUNT` and `UNTIL`. Weekly and daily rules take weekdays (`BYDAY=MO,WE`); monthly
 and yearly ones also take `BYMONTH`, `BYMONTHDAY`, and numbered weekdays instead (`BYDAY=-1FR`).
 
-python-dateutil computes the occurrences. Whether a rule has a next occurrence depends on the
-task's `due_at` (`FREQ=DAILY;INTERVAL=7;BYDAY=MO` never meets a Tuesday, `BYMONTH=2;BYMONTHDAY=30`
-no date at all), so that is not a validation rule: such a rule ends the series, as an exhausted
-`COUNT` or `UNTIL` does. dateutil looks for it period by period up to year 9999: at most about
-0.5 s of CPU, on completion only, for the worst rule the grammar allows (DAILY or WEEKLY rules
-cannot filter by month, which would cost ten times that).
+`next_due` computes the occurrences, with RFC 5545's semantics for this grammar (the tests
+check it date for date against python-dateutil's engine). Whether a rule has a next occurrence
+depends on the task's `due_at` (`FREQ=DAILY;INTERVAL=7;BYDAY=MO` never meets a Tuesday,
+`BYMONTH=2;BYMONTHDAY=30` no date at all), so that is not a validation rule: such a rule ends the
+series, as an exhausted `COUNT` or `UNTIL` does. Unlike dateutil, which looks for a date period by
+period up to year 9999, the search is bounded by what can still change: a daily rule's weekday
+cycles within seven steps, every week holds every weekday, and the calendar repeats every 400
+years.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import datetime
-
-from dateutil.rrule import rrulestr
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 _DAY = "(?:MO|TU|WE|TH|FR|SA|SU)"
@@ -106,11 +109,198 @@ def _reason(rule: str) -> str:
     return "Not a supported RRULE."
 
 
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+# The Gregorian calendar, weekdays included, repeats every 400 years (146,097 days: 20,871 weeks):
+# a monthly or yearly rule that matches no date in one whole cycle never will.
+CYCLE_MONTHS = 4800
+LAST_YEAR = 9999
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule of the accepted grammar, read once; the defaults RFC 5545 takes from the start
+    date (the day of the month, the weekday…) are applied by `next_due`."""
+
+    frequency: str
+    interval: int
+    count: int | None
+    until: datetime | None
+    week_start: int
+    weekdays: frozenset[int]  # BYDAY=MO,WE
+    nth_weekdays: tuple[tuple[int, int], ...]  # BYDAY=-1FR: (-1, 4)
+    month_days: tuple[int, ...]  # BYMONTHDAY, from the end when negative
+    months: frozenset[int]  # BYMONTH
+
+
+@lru_cache(maxsize=1024)
+def parse(rule: str) -> Rule:
+    """A rule that `validate` accepted (its parts, by name)."""
+    parts = dict(part.split("=", 1) for part in rule.removeprefix("RRULE:").split(";"))
+    weekdays, nth_weekdays = set(), []
+    for day in filter(None, parts.get("BYDAY", "").split(",")):
+        if len(day) == 2:
+            weekdays.add(WEEKDAYS.index(day))
+        else:
+            nth_weekdays.append((int(day[:-2]), WEEKDAYS.index(day[-2:])))
+    until = parts.get("UNTIL")
+    return Rule(
+        frequency=parts["FREQ"],
+        interval=int(parts.get("INTERVAL", 1)),
+        count=int(parts["COUNT"]) if "COUNT" in parts else None,
+        until=datetime.strptime(until, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if until else None,
+        week_start=WEEKDAYS.index(parts.get("WKST", "MO")),
+        weekdays=frozenset(weekdays),
+        nth_weekdays=tuple(sorted(set(nth_weekdays))),  # a rule may repeat a day
+        month_days=tuple(
+            sorted({int(day) for day in filter(None, parts.get("BYMONTHDAY", "").split(","))})
+        ),
+        months=frozenset(int(month) for month in filter(None, parts.get("BYMONTH", "").split(","))),
+    )
+
+
+@lru_cache(maxsize=4096)
 def next_due(rule: str, due_at: datetime) -> datetime | None:
     """The first occurrence after `due_at` of the series that `due_at` starts, or None when the
-    series ends there (COUNT or UNTIL exhausted, or no further occurrence before year 10000)."""
-    parts = dict(part.split("=", 1) for part in rule.split(";"))
-    if int(parts.get("COUNT", 2)) <= 1:
+    series ends there (COUNT or UNTIL exhausted, or no further date: never one after a whole
+    400-year cycle of the calendar, nor after year 9999).
+
+    The search is bounded whatever the rule: at most 7 days for a daily rule, 2 weeks for a
+    weekly one and 4,800 months for a monthly or yearly one. An exhausted rule is remembered
+    (the answer is a function of the rule and the date), so completing a task again costs
+    nothing.
+    """
+    parsed = parse(rule)
+    if parsed.count is not None and parsed.count <= 1:
+        return None  # COUNT counts the whole series, of which `due_at` is the current occurrence.
+    following = _next_date(_with_defaults(parsed, due_at.date()), due_at.date())
+    if following is None:
         return None
-    # COUNT counts the whole series, of which `due_at` is the current occurrence.
-    return rrulestr(rule, dtstart=due_at).replace(count=None).after(due_at)
+    occurrence = datetime.combine(following, due_at.timetz())
+    if parsed.until is not None and occurrence > parsed.until:
+        return None
+    return occurrence
+
+
+def _with_defaults(rule: Rule, start: date) -> Rule:
+    """RFC 5545 §3.3.10: what the start date supplies when the rule names no day."""
+    if rule.weekdays or rule.nth_weekdays or rule.month_days:
+        return rule
+    if rule.frequency == "YEARLY":
+        return replace(
+            rule, months=rule.months or frozenset({start.month}), month_days=(start.day,)
+        )
+    if rule.frequency == "MONTHLY":
+        return replace(rule, month_days=(start.day,))
+    if rule.frequency == "WEEKLY":
+        return replace(rule, weekdays=frozenset({start.weekday()}))
+    return rule
+
+
+def _next_date(rule: Rule, start: date) -> date | None:
+    if rule.frequency == "DAILY":
+        # The weekday is the only filter, and it cycles within seven steps.
+        for step in range(1, 8):
+            following = _plus_days(start, step * rule.interval)
+            if following is None:
+                return None
+            if not rule.weekdays or following.weekday() in rule.weekdays:
+                return following
+        return None
+    if rule.frequency == "WEEKLY":
+        # Every week holds every weekday: the start's week or the next period's has the date.
+        week = start - timedelta(days=(start.weekday() - rule.week_start) % 7)
+        for period in range(2):
+            days = sorted((day - rule.week_start) % 7 for day in rule.weekdays)
+            for offset in days:
+                following = _plus_days(week, period * 7 * rule.interval + offset)
+                if following is None:
+                    return None
+                if following > start:
+                    return following
+        return None
+    return _next_monthly_or_yearly(rule, start)
+
+
+def _next_monthly_or_yearly(rule: Rule, start: date) -> date | None:
+    step = rule.interval * (12 if rule.frequency == "YEARLY" else 1)
+    first = start.year * 12 + (start.month - 1 if rule.frequency == "MONTHLY" else 0)
+    for month_index in range(first, first + CYCLE_MONTHS + step, step):
+        year = month_index // 12
+        if year > LAST_YEAR:
+            return None
+        if rule.frequency == "YEARLY":
+            dates = _yearly_dates(rule, year)
+        else:
+            month = month_index % 12 + 1
+            if rule.months and month not in rule.months:
+                continue
+            dates = (date(year, month, day) for day in _month_days(rule, year, month))
+        following = next((day for day in dates if day > start), None)
+        if following is not None:
+            return following
+    return None
+
+
+def _yearly_dates(rule: Rule, year: int) -> list[date]:
+    """The dates of one year that the rule admits, in order."""
+    if rule.nth_weekdays and not rule.months:
+        # BYDAY=20MO in a yearly rule without BYMONTH counts weekdays in the whole year.
+        first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
+        nth = sorted(set(_nth_days(rule.nth_weekdays, first, last)))
+        dates = [date.fromordinal(ordinal) for ordinal in nth]
+        return [day for day in dates if _admits_month_day(rule, day.year, day.month, day.day)]
+    months = sorted(rule.months) or range(1, 13)
+    return [
+        date(year, month, day)
+        for month in months
+        for day in _month_days(rule, year, month, rule.nth_weekdays)
+    ]
+
+
+def _month_days(rule: Rule, year: int, month: int, nth_weekdays=None) -> list[int]:
+    """The days of one month that every BY part of the rule admits, in order (numbered
+    weekdays count within the month unless `nth_weekdays` is given: a yearly rule's)."""
+    if rule.months and month not in rule.months:
+        return []
+    first_weekday, length = calendar.monthrange(year, month)
+    nth = rule.nth_weekdays if nth_weekdays is None else nth_weekdays
+    if nth:
+        days = set(_nth_days(nth, 1 + first_weekday, length + first_weekday, shift=first_weekday))
+    elif rule.month_days:
+        days = {day if day > 0 else length + 1 + day for day in rule.month_days}
+    else:
+        days = set(range(1, length + 1))
+    return [
+        day
+        for day in sorted(days)
+        if 1 <= day <= length
+        and (not rule.weekdays or (first_weekday + day - 1) % 7 in rule.weekdays)
+        and (not nth or _admits_month_day(rule, year, month, day, length))
+    ]
+
+
+def _admits_month_day(rule: Rule, year: int, month: int, day: int, length: int = 0) -> bool:
+    if not rule.month_days:
+        return True
+    length = length or calendar.monthrange(year, month)[1]
+    return day in rule.month_days or day - length - 1 in rule.month_days
+
+
+def _nth_days(nth_weekdays, first: int, last: int, shift: int = 0) -> list[int]:
+    """`BYDAY=2TU,-1FR` among the days numbered first..last, numbered like ordinals (day `n`
+    is a Monday when `(n - 1) % 7 == 0`); each found number less `shift`."""
+    found = []
+    for nth, weekday in nth_weekdays:
+        if nth > 0:
+            day = first + (weekday - (first - 1)) % 7 + 7 * (nth - 1)
+        else:
+            day = last - ((last - 1) - weekday) % 7 - 7 * (-nth - 1)
+        if first <= day <= last:
+            found.append(day - shift)
+    return found
+
+
+def _plus_days(day: date, days: int) -> date | None:
+    """`day` plus `days`, or None past year 9999."""
+    ordinal = day.toordinal() + days
+    return date.fromordinal(ordinal) if ordinal <= date.max.toordinal() else None

@@ -10,7 +10,7 @@ from rest_framework.fields import empty
 
 from . import services
 from .models import Task, TaskQuerySet
-from .serializers import Literal, StrictUUIDField, TaskSerializer
+from .serializers import Literal, NewTaskSerializer, StrictUUIDField, TaskSerializer
 
 MAX_OPERATIONS = 100
 
@@ -130,7 +130,10 @@ def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict) 
     if op == "toggle":
         task = services.task_toggle(tasks=tasks, task_id=task_id)
         return {"status": status.HTTP_200_OK, "task": TaskSerializer(task, context=context).data}
-    serializer = TaskSerializer(data=operation["data"], partial=op == "update", context=context)
+    if op == "create":
+        serializer = NewTaskSerializer(data=operation["data"], context=context)
+    else:
+        serializer = TaskSerializer(data=operation["data"], partial=True, context=context)
     if not serializer.is_valid():
         raise ValidationError({"data": serializer.errors})
     if op == "create":

@@ -29,7 +29,12 @@ MAX_PAGE_SIZE = 200
 PAGE_SIZE_SCHEMA = {"type": "integer", "minimum": 1}
 # A cursor or sync token as this service signs them (base64url, `:`, base64url): any other string
 # is refused, and a real one is far shorter (which keeps a query string under the server's limit).
-SIGNED_TOKEN_SCHEMA = {"type": "string", "maxLength": 512, "pattern": "^[A-Za-z0-9_:-]*$"}
+SIGNED_TOKEN_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 512,
+    "pattern": "^[A-Za-z0-9_:-]+$",
+}
 NOTHING = Q(pk__in=[])
 # Only cursors this service issued are accepted (a forged one could only point into the caller's
 # own tasks, but the contract says 422).

@@ -222,8 +222,19 @@ TASK_RESPONSES = {
 }
 
 
+NEXT_OCCURRENCE_ID = {
+    "type": "string",
+    "format": "uuid",
+    "readOnly": True,
+    "description": "Only in the answer to the write that completed a recurring task: the id of "
+    "the next occurrence it created.",
+}
+
+
 def add_task_links(result, generator, request, public):
-    """Postprocessing hook: the links of TASK_LINKS on every response of TASK_RESPONSES."""
+    """Postprocessing hook: the links of TASK_LINKS on every response of TASK_RESPONSES, and
+    the `next_occurrence_id` that such a response may carry (views.task_response adds it)."""
+    result["components"]["schemas"]["Task"]["properties"]["next_occurrence_id"] = NEXT_OCCURRENCE_ID
     for item in result["paths"].values():
         for operation in item.values():
             for status, response in operation.get("responses", {}).items():

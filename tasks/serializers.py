@@ -241,6 +241,18 @@ class TaskSerializer(serializers.ModelSerializer):
         }
 
 
+class NewTaskSerializer(TaskSerializer):
+    """A create's body: a task that does not exist yet has no stored `due_at` to recur from."""
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("recurrence") and attrs.get("due_at") is None:
+            raise serializers.ValidationError(
+                {"recurrence": ["A recurring task needs a due_at: send one with the rule."]},
+                code="recurrence_needs_due_at",
+            )
+        return attrs
+
+
 class StrictUUIDField(serializers.UUIDField):
     """A UUID in a JSON string only: DRF's UUIDField would read the number 5 as UUID(int=5)."""
 

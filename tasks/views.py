@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -39,9 +40,11 @@ from .pagination import (
     SIGNED_TOKEN_SCHEMA,
     KeysetPagination,
 )
+from .renderers import ORJSONRenderer
 from .serializers import (
     ChangesSerializer,
     MoveSerializer,
+    NewTaskSerializer,
     StatsSerializer,
     TaskSerializer,
     timestamp,
@@ -140,7 +143,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         return super().filter_queryset(queryset)
 
     def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
+        serializer = NewTaskSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
 
         def create() -> dict:
@@ -364,6 +367,18 @@ def if_match_versions(request) -> services.Versions:
     if etags == ["*"]:
         return services.ANY_VERSION
     return [int(etag[1:-1]) for etag in etags if re.fullmatch(r'"[0-9]{1,9}"', etag)]
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document, in YAML (or JSON); its own errors (405) are JSON, as under /v1."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= status.HTTP_400_BAD_REQUEST:
+            request.accepted_renderer, request.accepted_media_type = (
+                ORJSONRenderer(),
+                "application/json",
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class UnknownAPIPath(APIView):

@@ -1,9 +1,16 @@
 from django.conf import settings
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from tasks.views import Healthz, Readyz, TaskViewSet, UnknownAPIPath, development_login
+from tasks.views import (
+    Healthz,
+    Readyz,
+    SchemaView,
+    TaskViewSet,
+    UnknownAPIPath,
+    development_login,
+)
 
 router = SimpleRouter(trailing_slash=False)
 # Every path answers with and without the trailing slash, with no redirect.
@@ -11,7 +18,7 @@ router.trailing_slash = "/?"
 router.register("tasks", TaskViewSet, basename="task")
 
 urlpatterns = [
-    re_path(r"^v1/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^v1/schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^v1/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^v1/", include(router.urls)),
     re_path(r"^v1(?:/.*)?$", UnknownAPIPath.as_view()),

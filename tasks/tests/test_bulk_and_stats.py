@@ -113,8 +113,8 @@ def test_bulk_takes_up_to_100_operations(alice):
          "operations.2.data.completed"),
         ({"op": "update", "id": "{mine}", "data": {"recurrence": "FREQ=DAILY"}}, 409,
          "operations.2"),  # no due_at: the database's CHECK constraint refuses it
-        ({"op": "create", "data": {"title": "x", "recurrence": "FREQ=DAILY"}}, 409,
-         "operations.2"),
+        ({"op": "create", "data": {"title": "x", "recurrence": "FREQ=DAILY"}}, 422,
+         "operations.2.data.recurrence"),  # a new task has no stored due_at: a body error
         ({"op": "update", "id": MISSING_ID, "data": {"title": "x"}}, 404, "operations.2"),
         ({"op": "toggle", "id": MISSING_ID}, 404, "operations.2"),
         ({"op": "delete", "id": MISSING_ID}, 404, "operations.2"),

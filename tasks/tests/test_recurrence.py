@@ -89,11 +89,24 @@ def needs_due_at(response) -> bool:
     return [e["code"] for e in response.json()["errors"]] == ["recurrence_needs_due_at"]
 
 
-@hits_the_check
-def test_a_rule_without_a_due_date_is_409(alice, make_task):
-    response = alice.post("/v1/tasks", {"title": "x", "recurrence": "FREQ=DAILY"}, format="json")
-    assert needs_due_at(response)
+def test_a_new_task_with_a_rule_and_no_due_date_is_422_naming_recurrence(alice):
+    for body in (
+        {"title": "x", "recurrence": "FREQ=DAILY"},
+        {"title": "x", "recurrence": "FREQ=DAILY", "due_at": None},
+    ):
+        response = alice.post("/v1/tasks", body, format="json")
+        assert response.status_code == 422, response.content
+        [error] = response.json()["errors"]
+        assert (error["attr"], error["code"]) == ("recurrence", "recurrence_needs_due_at")
+    bulk = {"operations": [{"op": "create", "data": {"title": "x", "recurrence": "FREQ=DAILY"}}]}
+    response = alice.post("/v1/tasks/bulk", bulk, format="json")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["attr"] == "operations.0.data.recurrence"
     assert Task.objects.count() == 0
+
+
+@hits_the_check
+def test_a_rule_without_a_due_date_on_a_stored_task_is_409(alice, make_task):
     undated = make_task(title="undated")
     path = f"/v1/tasks/{undated['id']}"
     assert needs_due_at(alice.patch(path, {"recurrence": "FREQ=DAILY"}, format="json"))

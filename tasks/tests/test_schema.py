@@ -161,3 +161,25 @@ def test_task_responses_declare_their_headers_and_link_the_operations_on_the_tas
     assert created["links"]["ReplaceTask"]["parameters"]["header.If-Match"] == (
         "$response.header.ETag"
     )
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_the_schema_route_refuses_other_methods_in_json(api_client, method):
+    response = getattr(api_client, method)("/v1/schema")
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["errors"][0]["code"] == "method_not_allowed"
+
+
+def test_an_empty_sync_token_or_cursor_is_outside_the_schema_and_422(alice, generated):
+    for path, name in (("/v1/tasks/changes", "since"), ("/v1/tasks", "cursor")):
+        assert parameters(generated, path)[name]["schema"]["minLength"] == 1
+        response = alice.get(path, {name: ""})
+        assert response.status_code == 422, response.content
+        assert response.json()["errors"][0]["attr"] == name
+
+
+def test_the_task_schema_documents_next_occurrence_id(generated):
+    task = generated["components"]["schemas"]["Task"]
+    assert task["properties"]["next_occurrence_id"]["format"] == "uuid"
+    assert "next_occurrence_id" not in task["required"]

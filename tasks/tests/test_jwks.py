@@ -1,5 +1,7 @@
 """JWKS mode: tokens signed by a Better Auth server's keys, served here by a local JWKS endpoint."""
 
+import contextlib
+import itertools
 import json
 import threading
 import time
@@ -46,26 +48,45 @@ class SigningKey:
 
 
 class JwksServer:
-    """A local JWKS endpoint whose keys, availability and request count the test controls."""
+    """A local JWKS endpoint whose keys, availability, speed and request count the test controls."""
 
     def __init__(self) -> None:
         self.keys: list[SigningKey] = []
         self.failing = False
+        self.body: bytes | None = None  # served instead of the keys' JWKS when set
+        self.trickle: str | None = None  # "headers" or "body": sent from there a byte at a time
+        self.gate: threading.Event | None = None  # when set, each answer waits for it
         self.fetches = 0
+        self.fetch_times: list[float] = []  # time.monotonic() of each request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 server.fetches += 1
+                server.fetch_times.append(time.monotonic())
+                if server.gate:
+                    server.gate.wait(timeout=30)
                 if server.failing or self.path != "/api/auth/jwks":
                     self.send_error(503 if server.failing else 404)
                     return
-                body = json.dumps({"keys": [key.jwk for key in server.keys]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                body = server.body
+                if body is None:
+                    body = json.dumps({"keys": [key.jwk for key in server.keys]}).encode()
+                head = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                )
+                answer = head + body
+                at_once = {None: len(answer), "headers": 0, "body": len(head)}[server.trickle]
+                self.wfile.write(answer[:at_once])
+                for byte in answer[at_once:]:
+                    time.sleep(0.05)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+
+            def handle(self):
+                with contextlib.suppress(OSError):  # a client that gave up on a slow answer
+                    super().handle()
 
             def log_message(self, *args):
                 pass
@@ -97,6 +118,8 @@ def jwks():
         token_backend.cache_clear()
         cache.clear()
         yield server
+    if server.gate:
+        server.gate.set()
     server.httpd.shutdown()
     token_backend.cache_clear()
     cache.clear()
@@ -222,19 +245,54 @@ def test_rotation_new_kid_is_fetched_once_and_old_tokens_still_verify(api_client
 
 def test_unknown_kids_refetch_at_most_once_per_window(api_client, db, jwks):
     assert call(api_client, jwks.keys[0].sign(jwks.claims())).status_code == 200
-    for n in range(20):
-        bogus = SigningKey("EdDSA", kid=f"bogus-{n}")
-        assert_401(call(api_client, bogus.sign(jwks.claims())))
+    # The keys fetched for it (after it arrived) do not have its kid: it is invalid.
+    assert_401(call(api_client, SigningKey("EdDSA", kid="bogus-0").sign(jwks.claims())))
+    for n in range(1, 20):
+        response = call(api_client, SigningKey("EdDSA", kid=f"bogus-{n}").sign(jwks.claims()))
+        # No refetch in the window: the kid might be a key rotated in since, so not 401.
+        assert response.status_code == 503
+        assert 0 < int(response["Retry-After"]) <= 30
     assert jwks.fetches == 2  # the first fetch, then one for the first unknown kid
 
 
-def test_the_refetch_window_is_shared_by_all_workers(api_client, db, jwks):
-    """Workers share the window through Django's cache: a second process sees the first's miss."""
+def test_a_rotated_key_is_accepted_within_one_window_while_unknown_kids_flood_in(
+    api_client, db, jwks
+):
+    """A frontend signs its user out on a 401: a token signed with a new key is never one, and
+    unknown kids, however many, cost at most one fetch per refetch window."""
+    window = 1
+    with override_settings(JWKS_MISS_REFETCH_SECONDS=window):
+        token_backend.cache_clear()
+        assert call(api_client, jwks.keys[0].sign(jwks.claims())).status_code == 200
+        assert_401(call(api_client, SigningKey("EdDSA", kid="bogus").sign(jwks.claims())))
+        rotated_in = SigningKey("EdDSA")
+        jwks.keys.append(rotated_in)
+        rotated_at = time.monotonic()
+        answers = []  # (seconds since the rotation, status) for the new key's token
+        n = 0
+        while time.monotonic() - rotated_at < 3 * window:
+            n += 1
+            bogus = SigningKey("EdDSA", kid=f"bogus-{n}").sign(jwks.claims())
+            assert call(api_client, bogus).status_code in (401, 503)
+            response = call(api_client, rotated_in.sign(jwks.claims(name=f"B{n}")))
+            answers.append((time.monotonic() - rotated_at, response.status_code))
+            if response.status_code == 503:
+                assert 0 < int(response["Retry-After"]) <= window
+    statuses = [answer for _, answer in answers]
+    assert set(statuses) == {503, 200}
+    first_accepted = statuses.index(200)
+    assert answers[first_accepted][0] < window + 0.5
+    assert set(statuses[first_accepted:]) == {200}
+    refetches = jwks.fetch_times[1:]
+    assert min(b - a for a, b in itertools.pairwise(refetches)) > window - 0.05
+    assert len(refetches) <= 1 + (time.monotonic() - rotated_at) / window
+
+
+def test_workers_share_the_fetched_keys(api_client, db, jwks):
     assert call(api_client, jwks.keys[0].sign(jwks.claims())).status_code == 200
-    assert_401(call(api_client, SigningKey("EdDSA", kid="bogus-a").sign(jwks.claims())))
     token_backend.cache_clear()  # as if another worker process: no keys of its own in memory
-    assert_401(call(api_client, SigningKey("EdDSA", kid="bogus-b").sign(jwks.claims())))
-    assert jwks.fetches == 2
+    assert call(api_client, jwks.keys[0].sign(jwks.claims(name="B"))).status_code == 200
+    assert jwks.fetches == 1
 
 
 def test_keys_are_refetched_when_the_cache_expires(api_client, db, jwks):

@@ -13,7 +13,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-# A development configuration: DEBUG on and a random signing secret. Never used in production.
+# A development configuration: DEBUG on and a random signing secret. Never used in production:
+# gunicorn refuses to start with DEBUG on unless GUNICORN_ALLOW_DEBUG=true.
 .env:
 	@printf 'DEBUG=true\nBETTER_AUTH_SECRET=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env
 	@echo "Wrote a development .env (DEBUG on, random BETTER_AUTH_SECRET)."

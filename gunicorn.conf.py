@@ -1,35 +1,68 @@
-"""gunicorn settings for production (and the benchmark). Each value can be overridden by env."""
+"""gunicorn settings for production (and the benchmark). Each value can be overridden by env.
+
+The master checks the whole configuration before it binds or forks: the settings, Django's
+system checks and this file's own variables. Any error stops it with one line and a non-zero
+exit; there is no worker restart loop and no 500 on every route.
+"""
 
 import gc
+import logging
 import os
 import socket
 import sys
 
+import django
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from todo_project.environment import Env
+from todo_project.request_body import must_close
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "todo_project.settings")
 try:
-    settings.INSTALLED_APPS  # noqa: B018 -- loads and validates the settings
+    django.setup()  # loads and validates the settings, configures the JSON logging
+    errors = [message for message in checks.run_checks() if message.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("; ".join(f"{e.msg} ({e.id})" for e in errors))
+
+    env = Env()
+    if settings.DEBUG and not env.bool("GUNICORN_ALLOW_DEBUG", default=False):
+        # A development `.env` (`make run` writes DEBUG=true) must not turn a production
+        # server started from the same checkout into a debug one without a word.
+        raise ImproperlyConfigured(
+            "DEBUG is on (from the environment or .env): gunicorn serves a development "
+            "configuration only with GUNICORN_ALLOW_DEBUG=true."
+        )
+    bind = env.str("GUNICORN_BIND", default=f"127.0.0.1:{env.int('PORT', default=8000)}")
+    # One worker per CPU, two threads each, each worker on its own listening socket
+    # (SO_REUSEPORT: the kernel spreads new connections over the workers evenly). Measured on
+    # 2 vCPUs with wrk's 16 keep-alive connections, CPU per request of the workers and req/s,
+    # rounds interleaved: on one shared socket, whichever worker woke first took the
+    # connections (runs where two of four workers served nothing, or one of two served most);
+    # four workers (2 per CPU) spent 1.2-1.6x the CPU per request of two (more processes than
+    # cores trade the CPU back and forth), and two workers with their own sockets served GET
+    # 1,420-1,690 req/s, p99 19-24 ms, against 1,050-1,350 req/s, p99 29-50 ms, for four on one
+    # socket; three threads a worker did not pay.
+    workers = env.int("WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)), minimum=1)
+    worker_class = env.str("GUNICORN_WORKER_CLASS", default="gthread")
+    threads = env.int("GUNICORN_THREADS", default=2, minimum=1)
+    loglevel = env.str("GUNICORN_LOG_LEVEL", default="warning").upper()
+    if loglevel not in settings.LOG_LEVELS:
+        raise ImproperlyConfigured(
+            f"GUNICORN_LOG_LEVEL: {loglevel!r} is not one of {', '.join(settings.LOG_LEVELS)}."
+        )
+    # gunicorn believes X-Forwarded-Proto, X-Forwarded-Ssl and X-Forwarded-Protocol (the
+    # request came over HTTPS) only from these addresses: by default from nobody (gunicorn's
+    # own default trusts 127.0.0.1, so anything on the host could skip the HTTPS redirect).
+    # Behind a proxy, TRUST_X_FORWARDED_PROTO=true lets Django read X-Forwarded-Proto instead.
+    forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="")
 except ImproperlyConfigured as exc:
-    # One line and a non-zero exit from the master, before any worker starts.
     sys.exit(f"gunicorn: configuration error: {exc}")
 
-bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-# One worker per CPU, two threads each, each worker on its own listening socket (SO_REUSEPORT:
-# the kernel spreads new connections over the workers evenly). Measured on 2 vCPUs with wrk's 16
-# keep-alive connections, CPU per request of the workers and req/s, rounds interleaved: on one
-# shared socket, whichever worker woke first took the connections (runs where two of four
-# workers served nothing, or one of two served most); four workers (2 per CPU) spent 1.2-1.6x
-# the CPU per request of two (more processes than cores trade the CPU back and forth), and two
-# workers with their own sockets served GET 1,420-1,690 req/s, p99 19-24 ms, against 1,050-1,350
-# req/s, p99 29-50 ms, for four on one socket; three threads a worker did not pay.
-workers = int(os.environ.get("WEB_CONCURRENCY", len(os.sched_getaffinity(0))))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 reuse_port = True
-# Load the app in the master: a bad configuration stops the master at once (no worker restart
-# loop), and workers share the imported code's memory.
+# Load the app in the master: workers share the imported code's memory.
 preload_app = True
 keepalive = 5
 graceful_timeout = 10
@@ -40,7 +73,16 @@ accesslog = None
 # on one host (two ports, tests, the benchmark) would fight over it, and nothing here uses it.
 control_socket_disable = True
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
+# gunicorn's own messages (its error log) as the service's JSON lines: its logger hands its
+# records to the root logger's JSON handler instead of printing its text format.
+logconfig_dict = {
+    **settings.LOGGING,
+    "loggers": {
+        **settings.LOGGING["loggers"],
+        "gunicorn.error": {"level": loglevel, "propagate": True},
+    },
+}
+start_log = logging.getLogger("tasks.server")
 
 
 def on_starting(server):
@@ -57,8 +99,33 @@ def on_starting(server):
 
 def when_ready(server):
     """In the master, after the app is loaded and before any worker is forked."""
+    auth = [
+        mode
+        for mode, configured in (
+            ("shared secret", settings.BETTER_AUTH_SECRET),
+            ("jwks", settings.BETTER_AUTH_JWKS_URL),
+        )
+        if configured
+    ]
+    start_log.info(
+        "serving",
+        extra={
+            "address": ",".join(server.cfg.bind),
+            "debug": settings.DEBUG,
+            "database": connection.vendor,
+            "auth": " and ".join(auth) or "none",
+        },
+    )
     # Move everything loaded so far out of the garbage collector's reach: workers inherit it
     # as a permanent generation, so their full collections scan only what requests create
     # (and do not touch, hence copy, the shared pages).
     gc.collect()
     gc.freeze()
+
+
+def pre_request(worker, req):
+    """A body that may be longer than the service reads or discards: the answer says
+    `Connection: close`, and gunicorn closes the connection after it (todo_project.request_body).
+    """
+    if must_close(req.headers):
+        req.force_close()

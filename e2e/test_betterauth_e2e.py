@@ -7,6 +7,7 @@ Needs `npm ci` in e2e/betterauth and DATABASE_URL pointing at PostgreSQL (`.ci/r
 import base64
 import json
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -70,6 +71,7 @@ def start_stack(tmp_path, database_url, alg: str, auth_env: dict | None = None):
             "DEBUG": "false",
             "BETTER_AUTH_URL": base_url,
             "BETTER_AUTH_SECRET": "",  # JWKS mode alone, as with a stock Better Auth setup
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),  # required in JWKS mode alone
             "JWT_LEEWAY_SECONDS": "0",
             # Several workers share the keys they fetch, as the README asks for JWKS mode.
             "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -4,17 +4,18 @@ Production safety is the default: DEBUG is off and the service refuses to start 
 check tokens with. Development is opt-in (`make run` writes a `.env` with DEBUG on).
 """
 
-import hashlib
+import hmac
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from todo_project.environment import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+env = Env()
 # Real environment variables win over the file.
-environ.Env.read_env(BASE_DIR / ".env")
+Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -65,16 +66,28 @@ if not 0 <= JWT_LEEWAY_SECONDS <= 60:
     raise ImproperlyConfigured("JWT_LEEWAY_SECONDS must be between 0 and 60.")
 
 # Django's key signs the pagination cursors and sync tokens (and, in DEBUG, the login form's CSRF
-# cookie), so every worker and instance needs the same one: DJANGO_SECRET_KEY, or one derived from
-# the deployment's own settings. A forged cursor could only point into the caller's own tasks.
-SECRET_KEY = (
-    env.str("DJANGO_SECRET_KEY", default="")
-    or hashlib.sha256(
-        "tasks-api:{}:{}:{}".format(
-            BETTER_AUTH_SECRET, env.str("DATABASE_URL", default=""), BETTER_AUTH_JWKS_URL
-        ).encode()
+# cookie), so every worker and instance needs the same one, and nobody else may know it:
+# DJANGO_SECRET_KEY, or, in shared-secret mode, a key derived from BETTER_AUTH_SECRET (an HMAC:
+# whoever knows the shared secret can sign any token already). Never one derived from settings
+# that are not secret (the database and JWKS URLs). With DEBUG on, a fixed development key.
+SECRET_KEY_MIN_LENGTH = 50  # and 5 distinct characters: Django's deployment check (security.W009)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if SECRET_KEY:
+    if not DEBUG and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < 5):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} random characters."
+        )
+elif BETTER_AUTH_SECRET:
+    SECRET_KEY = hmac.new(
+        BETTER_AUTH_SECRET.encode(), b"tasks-api: Django SECRET_KEY", "sha256"
     ).hexdigest()
-)
+elif DEBUG:
+    SECRET_KEY = "django-insecure-development-only"
+else:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY must be set (at least {SECRET_KEY_MIN_LENGTH} random characters) "
+        "when DEBUG is off and BETTER_AUTH_SECRET is not set."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
@@ -117,6 +130,11 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] not in (
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+):
+    raise ImproperlyConfigured("DATABASE_URL: only postgres://… and sqlite:///… are supported.")
 DATABASE_ROUTERS = ["tasks.routers.NoAuthTablesRouter"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -167,7 +185,7 @@ CACHES = {
 }
 TOMBSTONE_RETENTION_DAYS = env.int("TOMBSTONE_RETENTION_DAYS", default=30)
 RATE_LIMIT = env.str("RATE_LIMIT", default="600/minute")
-MAX_TASKS_PER_USER = env.int("MAX_TASKS_PER_USER", default=100_000)
+MAX_TASKS_PER_USER = env.int("MAX_TASKS_PER_USER", default=100_000, minimum=1)
 
 # --- Internationalisation and time ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -282,15 +300,27 @@ CORS_EXPOSE_HEADERS = [
 ]
 CORS_PREFLIGHT_MAX_AGE = 600
 
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+ACCESS_LOG_LEVEL = env.str("ACCESS_LOG_LEVEL", default="INFO").upper()
+for _name, _level in {"LOG_LEVEL": LOG_LEVEL, "ACCESS_LOG_LEVEL": ACCESS_LOG_LEVEL}.items():
+    if _level not in LOG_LEVELS:
+        raise ImproperlyConfigured(f"{_name}: {_level!r} is not one of {', '.join(LOG_LEVELS)}.")
+
+# One JSON object per line on stderr, from every logger. gunicorn.conf.py hands gunicorn's own
+# loggers to this configuration too.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "tasks.logging.JSONFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Without handlers of its own (Django's default ones print plain text with DEBUG on):
+        # its records reach the root's JSON handler.
+        "django": {},
         # The access log already has a line for every 4xx; keep django.request for 5xx.
         "django.request": {"level": "ERROR"},
-        "tasks.access": {"level": env.str("ACCESS_LOG_LEVEL", default="INFO")},
+        "tasks.access": {"level": ACCESS_LOG_LEVEL},
     },
 }

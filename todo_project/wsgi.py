@@ -3,9 +3,11 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from todo_project.request_body import RequestBodyMiddleware
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "todo_project.settings")
 
-application = get_wsgi_application()
+application = RequestBodyMiddleware(get_wsgi_application())
 # Import the URLconf (the views, serializers, schema tools) now rather than on the first
 # request: gunicorn preloads this module in its master, so every worker shares those pages
 # instead of importing its own copy, and no first request waits for the imports.

@@ -7,7 +7,8 @@ suite itself runs on PostgreSQL, a SQLite file otherwise.
 
     url, drop = fresh_database_url(tmp_path)
     try:
-        with LiveServer({"DATABASE_URL": url, "DEBUG": "true"}) as server:
+        env = {"DATABASE_URL": url, "DEBUG": "false", "BETTER_AUTH_SECRET": secret}
+        with LiveServer(env) as server:
             urllib.request.urlopen(f"{server.url}/healthz")
     finally:
         drop()
@@ -59,7 +60,8 @@ class LiveServer:
     `env` is added to `os.environ` for the child (a value of None removes the variable).
     `DJANGO_SETTINGS_MODULE` is the production one unless given (pytest-django sets the test one
     in this process). What the environment leaves unset falls back to the project's `.env`, if
-    there is one, as in production: pass `DEBUG` explicitly.
+    there is one, as in production: pass `DEBUG` explicitly (with DEBUG on, gunicorn starts only
+    with `GUNICORN_ALLOW_DEBUG=true`).
     """
 
     def __init__(

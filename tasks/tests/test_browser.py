@@ -72,6 +72,7 @@ def server(browser_installed, tmp_path_factory):
     database_url, drop_database = fresh_database_url(tmp_path_factory.mktemp("live"))
     env = {
         "DEBUG": "true",
+        "GUNICORN_ALLOW_DEBUG": "true",  # gunicorn refuses DEBUG otherwise
         "DATABASE_URL": database_url,
         "BETTER_AUTH_SECRET": settings.BETTER_AUTH_SECRET,
     }

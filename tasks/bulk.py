@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.fields import empty
 
-from . import services
+from . import in_doubt, services
 from .models import Task, TaskQuerySet
 from .serializers import Literal, NewTaskSerializer, StrictUUIDField, TaskSerializer
 
@@ -110,26 +109,33 @@ def tasks_bulk(
     *, tasks: TaskQuerySet, user_id: str, operations: list[dict], max_tasks: int, context: dict
 ) -> list[dict]:
     """Apply `operations` in order in one transaction; the first failure rolls all back."""
-    results = []
-    with transaction.atomic():
+
+    def apply_all() -> list[tuple[dict, Task]]:
+        applied = []
         for index, operation in enumerate(operations):
             try:
-                results.append(_apply(tasks, user_id, operation, max_tasks, context))
+                applied.append(_apply(tasks, user_id, operation, max_tasks, context))
             except Task.DoesNotExist:
                 raise BulkOperationFailed(index, NotFound()) from None
             except APIException as error:
                 raise BulkOperationFailed(index, error) from None
-    return results
+        return applied
+
+    # All or nothing: the last row written tells whether the batch was committed.
+    applied = in_doubt.atomic(apply_all, lambda applied: services.task_stamp(applied[-1][1]))
+    return [result for result, _ in applied]
 
 
-def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict) -> dict:
+def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict):
+    """The operation's result, and the row it wrote."""
     op, task_id = operation["op"], operation.get("id")
     if op == "delete":
-        services.task_delete(tasks=tasks, task_id=task_id)
-        return {"status": status.HTTP_204_NO_CONTENT, "task": None}
+        tombstone = services.task_delete(tasks=tasks, task_id=task_id)
+        return {"status": status.HTTP_204_NO_CONTENT, "task": None}, tombstone
     if op == "toggle":
         task = services.task_toggle(tasks=tasks, task_id=task_id)
-        return {"status": status.HTTP_200_OK, "task": TaskSerializer(task, context=context).data}
+        data = TaskSerializer(task, context=context).data
+        return {"status": status.HTTP_200_OK, "task": data}, task
     if op == "create":
         serializer = NewTaskSerializer(data=operation["data"], context=context)
     else:
@@ -146,4 +152,4 @@ def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict) 
             tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
         )
         code = status.HTTP_200_OK
-    return {"status": code, "task": TaskSerializer(task, context=context).data}
+    return {"status": code, "task": TaskSerializer(task, context=context).data}, task

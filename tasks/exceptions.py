@@ -18,6 +18,7 @@ from rest_framework import exceptions, status
 from rest_framework_simplejwt.exceptions import DetailDictMixin
 
 from .bulk import BulkOperationFailed
+from .in_doubt import WriteOutcomeUnknown
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ class TaskAPIExceptionHandler(ExceptionHandler):
             unavailable = DatabaseUnavailable()
             unavailable.wait = DATABASE_RETRY_AFTER_SECONDS
             return unavailable
+        if isinstance(exc, WriteOutcomeUnknown):
+            exc.wait = DATABASE_RETRY_AFTER_SECONDS
+            return exc
         if isinstance(exc, DetailDictMixin):
             # simplejwt's details are dicts (with per-token-class messages): keep one message.
             detail = exc.detail

@@ -5,6 +5,7 @@ from django.db import connections, models
 from django.db.models import F, Q, Value, sql
 from django.utils import timezone
 
+from . import in_doubt
 from .compiled import CompiledQueries, fetch_instances
 
 TITLE_MAX_LENGTH = 255
@@ -135,10 +136,16 @@ class TaskQuerySet(models.QuerySet):
             f"WHERE COALESCE((SELECT SUM(live) FROM {counts} WHERE user_id = %s), 0)"
             f" < {typed(connection, 'bigint')}"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, task.user_id, limit])
-            inserted = cursor.rowcount == 1
-        if not inserted:
+
+        def insert() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, [*params, task.user_id, limit])
+                return cursor.rowcount == 1
+
+        def stamp() -> in_doubt.Stamp:
+            return in_doubt.Stamp(self.model.objects.filter(pk=task.pk), task.updated_at)
+
+        if not in_doubt.statement(insert, stamp, answer=bool):
             return None
         task._state.adding = False
         task._state.db = self.db

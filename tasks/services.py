@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
-from . import positions, recurrence
+from . import in_doubt, positions, recurrence
 from .models import RECURRENCE_CHECK, IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
 
 ANY_VERSION = "*"
@@ -131,14 +131,19 @@ def _written(
         tuple(sorted(fixed.items(), key=lambda item: item[0])),
     )
     now = timezone.now()
+    pk = _task_id(task_id)
     try:
-        updated = tasks.fetch(
-            shape,
-            build,
-            pk=_task_id(task_id),
-            updated_at=now,
-            **bound,
-            **{f"version__{i}": version for i, version in enumerate(matched)},
+        updated = in_doubt.statement(
+            lambda: tasks.fetch(
+                shape,
+                build,
+                pk=pk,
+                updated_at=now,
+                **bound,
+                **{f"version__{i}": version for i, version in enumerate(matched)},
+            ),
+            lambda: in_doubt.Stamp(Task.objects.filter(pk=pk), now),
+            answer=list,
         )
     except IntegrityError as error:
         raise _refused_by_check(error) from None
@@ -146,6 +151,11 @@ def _written(
         raise _missing_or_stale(tasks.filter(recurrence="") if non_recurring else tasks, task_id)
     task = updated[0]
     return task, task.completed and task.completed_at == now
+
+
+def task_stamp(task: Task) -> in_doubt.Stamp:
+    """How to tell that the write which returned `task` was applied (see tasks.in_doubt)."""
+    return in_doubt.Stamp(Task.objects.filter(pk=task.pk), task.updated_at)
 
 
 def _bindable(value) -> bool:
@@ -162,7 +172,8 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
             return task
         except Task.DoesNotExist:
             pass  # missing, or recurring: find out under the lock
-    with transaction.atomic():
+
+    def locked() -> Task:
         list(_one_task(tasks, task_id).select_for_update())
         task, just_completed = _written(tasks, task_id, versions, **values)
         if just_completed and task.recurrence and task.next_occurrence_id is None:
@@ -171,6 +182,8 @@ def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> T
                 task, _ = _written(tasks, task.pk, None, next_occurrence_id=following.pk)
                 task.next_occurrence = following
         return task
+
+    return in_doubt.atomic(locked, task_stamp)
 
 
 def _create_next_occurrence(task: Task) -> Task | None:
@@ -221,19 +234,26 @@ def task_toggle(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> T
 TOMBSTONE = {"title": "", "details": "", "labels": [], "recurrence": "", "due_at": None}
 
 
-def task_delete(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> None:
-    """Leave a tombstone (contents erased) for incremental sync; it is gone from every read."""
-    _written(tasks, task_id, versions, deleted_at=timezone.now(), **TOMBSTONE)
+def task_delete(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> Task:
+    """Leave a tombstone (contents erased) for incremental sync; it is gone from every read.
+    Returns the tombstone."""
+    return _written(tasks, task_id, versions, deleted_at=timezone.now(), **TOMBSTONE)[0]
 
 
 def tasks_clear_completed(*, tasks: TaskQuerySet) -> int:
     """Delete the caller's completed tasks, as Google Tasks' `clear` does; returns how many."""
     now = timezone.now()
-    return len(
-        tasks.filter(completed=True).update_returning(
+    cleared = in_doubt.statement(
+        lambda: tasks.filter(completed=True).update_returning(
             deleted_at=now, updated_at=now, version=F("version") + 1, **TOMBSTONE
-        )
+        ),
+        # `tasks` is the owner's `for_user()` queryset, which the tombstones have left.
+        lambda: in_doubt.Stamp(
+            Task.objects.changes_for_user(tasks.owner).filter(deleted_at=now), now
+        ),
+        answer=list,
     )
+    return len(cleared)
 
 
 def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
@@ -254,7 +274,8 @@ def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
 def task_move(*, tasks: TaskQuerySet, task_id, after_id) -> Task:
     """Put a task right after another (`after_id`), or first (None): one row rewritten, unless
     the keys around it have run out of room and the user's keys are spread out again."""
-    with transaction.atomic():
+
+    def locked() -> Task:
         moving = _one_task(tasks, task_id).select_for_update().get()
         others = tasks.exclude(pk=moving.pk).order_by("position", "id")
         for _attempt in range(2):
@@ -264,6 +285,8 @@ def task_move(*, tasks: TaskQuerySet, task_id, after_id) -> Task:
             _rebalance(tasks)
         task, _ = _written(tasks, moving.pk, None, position=key)
         return task
+
+    return in_doubt.atomic(locked, task_stamp)
 
 
 def _key_after(others: TaskQuerySet, after_id) -> str | None:
@@ -313,14 +336,21 @@ def task_create_idempotent(
     IdempotencyKey.objects.filter(
         user_id=user_id, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_KEY_LIFETIME
     ).delete()
+
+    def created() -> IdempotencyKey:
+        record = IdempotencyKey.objects.create(
+            user_id=user_id, key=key, request_fingerprint=fingerprint
+        )
+        record.response = create()
+        record.save(update_fields=["response"])
+        return record
+
+    def stamp_of(record: IdempotencyKey) -> in_doubt.Stamp:
+        keys = IdempotencyKey.objects.filter(user_id=user_id, key=key)
+        return in_doubt.Stamp(keys, record.created_at, "created_at")
+
     try:
-        with transaction.atomic():
-            record = IdempotencyKey.objects.create(
-                user_id=user_id, key=key, request_fingerprint=fingerprint
-            )
-            record.response = create()
-            record.save(update_fields=["response"])
-            return record.response, False
+        return in_doubt.atomic(created, stamp_of).response, False
     except IntegrityError:
         record = IdempotencyKey.objects.get(user_id=user_id, key=key)
     if record.request_fingerprint != fingerprint:

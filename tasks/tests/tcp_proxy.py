@@ -15,6 +15,8 @@ class TcpProxy:
     ones that never get an answer (as a host that vanished behind a firewall: a connection
     attempt hangs until the client's connect timeout); `restore()` forwards again.
 
+    `cut_at(marker, deliver=…)` cuts at a chosen statement: a commit in doubt, on demand.
+
     (Packets dropped on an established connection are left to TCP_USER_TIMEOUT, which needs
     packet filtering to reproduce and is not simulated here.)"""
 
@@ -26,6 +28,7 @@ class TcpProxy:
         self._listener = self._listen(0)
         self.port = self._listener.getsockname()[1]
         self._stopped = False
+        self._trap: list | None = None  # [marker, deliver, event, occurrences to let pass]
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _listen(self, port: int) -> socket.socket:
@@ -68,11 +71,24 @@ class TcpProxy:
         selector = selectors.DefaultSelector()
         selector.register(client, selectors.EVENT_READ, upstream)
         selector.register(upstream, selectors.EVENT_READ, client)
+        delivered = None  # the trap whose statement was delivered: its reply is dropped
         try:
             while self.mode == "forward":
                 for key, _ in selector.select(timeout=0.2):
                     data = key.fileobj.recv(65536)
                     if not data:
+                        return
+                    trap = self._trap
+                    if key.fileobj is client and trap and trap[0] in data and trap[3]:
+                        trap[3] -= 1
+                    elif key.fileobj is client and trap and trap[0] in data:
+                        self._trap = None
+                        if not trap[1]:
+                            self._sprung(trap)
+                            return
+                        delivered = trap
+                    elif key.fileobj is upstream and delivered:
+                        self._sprung(delivered)
                         return
                     key.data.sendall(data)
         except OSError:
@@ -83,8 +99,25 @@ class TcpProxy:
                 _reset(client)
                 _reset(upstream)
 
+    def cut_at(self, marker: bytes, *, deliver: bool, skip: int = 0) -> threading.Event:
+        """Cut (as `cut()`) when a client sends bytes containing `marker` (after letting `skip`
+        such sends pass): before they reach the server (`deliver=False`), or once the server has
+        answered them, the answer dropped (`deliver=True`: the statement ran, its client never
+        learns how). The event is set then."""
+        sprung = threading.Event()
+        self._trap = [marker, deliver, sprung, skip]
+        return sprung
+
+    def _sprung(self, trap: list) -> None:
+        self.cut()
+        trap[2].set()
+
     def cut(self) -> None:
         self.mode = "cut"
+        # Wakes the accept() blocked on it: until that returns, the port stays bound and
+        # restore() could not listen on it again.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._drop_all()
 

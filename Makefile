@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 BENCH_ARGS ?= --two-instances
 
-.PHONY: run test lint format schema bench soak clean
+.PHONY: run test lint format schema bench soak failover clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV) || { echo "'$(PYTHON) -m venv' failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"; exit 1; }
@@ -47,6 +47,12 @@ bench: $(BIN)/.installed
 # Concurrent clients, a worker killed mid-run; fails on any lost write or cross-user leak.
 soak: $(BIN)/.installed
 	DATABASE_URL="$${DATABASE_URL:-postgres://root@127.0.0.1:5432/test}" $(BIN)/python soak/run.py $(SOAK_ARGS)
+
+# The soak's load while the primary dies and its synchronous standby is promoted (two clusters of
+# their own on ports 5433/5434, made and removed by failover/cluster.sh; run as root). Fails on any
+# wrong answer, lost or resurrected write, or leak; prints the gap. See docs/failover.md.
+failover: $(BIN)/.installed
+	bash .ci/failover-test $(FAILOVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

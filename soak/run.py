@@ -97,6 +97,7 @@ class Reply:
     text: str
     started: float
     ended: float
+    retry_after: str | None = None  # the Retry-After header, if any
 
 
 @dataclass
@@ -174,7 +175,15 @@ def send(port: int, method: str, path: str, token: str, body: Any, request_id: s
         data = json.loads(raw) if raw else None
     except ValueError:
         data = None
-    return Reply(request_id, response.status, data, text, started, time.monotonic())
+    return Reply(
+        request_id,
+        response.status,
+        data,
+        text,
+        started,
+        time.monotonic(),
+        response.getheader("Retry-After"),
+    )
 
 
 def check_task(data: Any, expected: State) -> str | None:

@@ -5,7 +5,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
 from .models import LABEL_MAX_LENGTH, Priority
-from .serializers import DUE_SCHEMA, NO_NUL, parse_due
+from .parsing import DUE_INVALID, DUE_SCHEMA, NO_NUL, parse_due
 
 BOOLEAN_WORDS = {"true": True, "false": False}
 SEARCH_MAX_LENGTH = 200
@@ -40,9 +40,7 @@ class DueField(forms.CharField):
             return None
         parsed = parse_due(super().clean(value))
         if parsed is None:
-            raise forms.ValidationError(
-                "Must be an RFC 3339 date-time with an offset, or a YYYY-MM-DD date.", "invalid"
-            )
+            raise forms.ValidationError(DUE_INVALID, "invalid")
         return parsed
 
 

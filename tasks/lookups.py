@@ -8,12 +8,13 @@ containment, and Django's `contains` is not supported there): `EXISTS` over `jso
 
 import orjson
 from django.db.backends.signals import connection_created
-from django.db.models import CharField, JSONField, Lookup, TextField
+from django.db.models import Lookup
 from django.db.models.lookups import IContains
 from django.dispatch import receiver
 
+from .models import Task
 
-@JSONField.register_lookup
+
 class HasLabel(Lookup):
     lookup_name = "has_label"
     prepare_rhs = False
@@ -54,8 +55,10 @@ class Search(Lookup):
         return f"casefold({lhs}) LIKE casefold({rhs}) ESCAPE '\\'", [*lhs_params, *rhs_params]
 
 
-CharField.register_lookup(Search)
-TextField.register_lookup(Search)
+# On the fields that use them, not on every field of their class in the process.
+Task._meta.get_field("labels").register_lookup(HasLabel)
+Task._meta.get_field("title").register_lookup(Search)
+Task._meta.get_field("details").register_lookup(Search)
 
 
 def _casefold(value):

@@ -1,6 +1,5 @@
 import copy
 import datetime as dt
-import re
 
 import orjson
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
@@ -17,16 +16,9 @@ from .models import (
     Priority,
     Task,
 )
+from .parsing import DUE_INVALID, DUE_SCHEMA, NO_NUL, NOT_BLANK, parse_due
 
 PRIORITY_LABELS = dict(Priority.choices)
-
-# What the text fields accept, as JSON Schema patterns (TaskAPIAutoSchema publishes a field's
-# `pattern`). U+0000 is refused everywhere (PostgreSQL cannot store it). A trimmed field must keep
-# a character that is not whitespace as Python's `str.isspace()` (DRF's trimming) sees it, spelled
-# out because `\s` differs between regex engines.
-WHITESPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NO_NUL = r"^[^\u0000]*$"
-NOT_BLANK = rf"^[^\u0000]*[^\u0000{WHITESPACE}][^\u0000]*$"
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -74,33 +66,11 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
-RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?"
-)
-# `due_at` and the due-date filters, as the schema states them.
-DUE_SCHEMA = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
-
-
-def parse_due(value: str) -> dt.datetime | None:
-    """RFC 3339 date-time with an offset, or a plain `YYYY-MM-DD` (that day, 00:00 UTC)."""
-    if not RFC3339.fullmatch(value):
-        return None
-    try:
-        if len(value) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-        return dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(dt.UTC)
-    except (ValueError, OverflowError):  # e.g. 9999-12-31T23:30:00-01:00 is past year 9999 in UTC
-        return None
-
-
 @extend_schema_field(DUE_SCHEMA)
 class DueAtField(serializers.DateTimeField):
     """An RFC 3339 date-time, or a plain date meaning that day at 00:00 UTC."""
 
-    default_error_messages = {
-        "invalid": "Must be an RFC 3339 date-time with an offset, or a YYYY-MM-DD date."
-    }
+    default_error_messages = {"invalid": DUE_INVALID}
 
     def to_internal_value(self, value):
         if not isinstance(value, str) or (parsed := parse_due(value)) is None:

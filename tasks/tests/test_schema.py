@@ -8,8 +8,8 @@ import yaml
 from django.conf import settings
 from django.core.management import call_command
 
+from tasks.parsing import NO_NUL, NOT_BLANK
 from tasks.recurrence import RRULE_PATTERN
-from tasks.serializers import NO_NUL, NOT_BLANK
 from tasks.views import IANA_ZONES
 
 CONTRACT = Path(settings.BASE_DIR) / "specs/001-backend-api-data/contracts/tasks.openapi.yaml"

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from tasks.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH, Task
-from tasks.serializers import WHITESPACE
+from tasks.parsing import WHITESPACE
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 

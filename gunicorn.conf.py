@@ -37,14 +37,9 @@ try:
         )
     bind = env.str("GUNICORN_BIND", default=f"127.0.0.1:{env.int('PORT', default=8000)}")
     # One worker per CPU, two threads each, each worker on its own listening socket
-    # (SO_REUSEPORT: the kernel spreads new connections over the workers evenly). Measured on
-    # 2 vCPUs with wrk's 16 keep-alive connections, CPU per request of the workers and req/s,
-    # rounds interleaved: on one shared socket, whichever worker woke first took the
-    # connections (runs where two of four workers served nothing, or one of two served most);
-    # four workers (2 per CPU) spent 1.2-1.6x the CPU per request of two (more processes than
-    # cores trade the CPU back and forth), and two workers with their own sockets served GET
-    # 1,420-1,690 req/s, p99 19-24 ms, against 1,050-1,350 req/s, p99 29-50 ms, for four on one
-    # socket; three threads a worker did not pay.
+    # (SO_REUSEPORT: the kernel spreads new connections over the workers evenly; on one shared
+    # socket whichever worker woke first took the connections). More processes than cores trade
+    # the CPU back and forth; docs/performance.md has the measurements behind each choice.
     workers = env.int("WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)), minimum=1)
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gthread")
     threads = env.int("GUNICORN_THREADS", default=2, minimum=1)

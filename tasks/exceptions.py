@@ -84,7 +84,7 @@ exception_handler = standardized_exception_handler
 
 class ErrorFormatter(ExceptionFormatter):
     def format_error_response(self, error_response) -> dict:
-        # What `dataclasses.asdict` returns, without its generic deep copy (a tenth of a 401).
+        # What `dataclasses.asdict` returns, without its generic deep copy (on every 401).
         return {
             "type": error_response.type,
             "errors": [

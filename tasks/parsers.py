@@ -7,7 +7,7 @@ from rest_framework.parsers import BaseParser
 
 class RequestBodyTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is over 1 MiB."
+    default_detail = f"The request body is over {settings.MAX_REQUEST_BODY_BYTES / 2**20:g} MiB."
     default_code = "request_too_large"
 
 

@@ -15,6 +15,8 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 
+from .parsers import RequestBodyTooLarge
+
 ERROR_TYPES = ("validation_error", "client_error", "server_error")
 
 ERROR_DESCRIPTIONS = {
@@ -27,7 +29,7 @@ ERROR_DESCRIPTIONS = {
     "(`idempotency_key_reused`).",
     "410": "The sync token is older than the tombstone retention: resync without `since`.",
     "412": "The task's ETag no longer matches `If-Match`; nothing was changed.",
-    "413": "The request body is over 1 MiB.",
+    "413": RequestBodyTooLarge.default_detail,
     "415": "The body is not `application/json`.",
     "422": "Validation failed; each error names its field or parameter (`attr`).",
     "429": "Too many requests for this user; retry after `Retry-After` seconds.",

@@ -155,7 +155,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault("tcp_user_timeout", 5000)
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=False):
         # Server-side binding, each statement prepared once per connection (saves the parse and
-        # plan, about 0.15 ms a query here). Only on a direct connection or a pooler that keeps
+        # plan of every query). Only on a direct connection or a pooler that keeps
         # prepared statements (PgBouncer 1.21+ with max_prepared_statements, Neon's pooler).
         DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=1)
     DATABASES["default"]["OPTIONS"].setdefault("keepalives_idle", 30)

@@ -4,11 +4,10 @@ from tasks.migrations import run_per_vendor
 
 # Each user's number of live tasks, kept by triggers on `tasks` whatever writes it (the API, bulk
 # operations, purges, SQL by hand), so that the per-user cap reads a few rows instead of counting
-# the user's tasks (which grew with them: 4.7 ms per create at 9,000 tasks).
+# the user's tasks (a cost that grew with them; docs/performance.md has the figures).
 # On PostgreSQL a user's count is split over up to 16 rows, one per connection (backend pid mod
 # 16): concurrent writes by one user through several connections would otherwise queue on one
-# row's lock until each commits (pgbench, 8 connections, one user: 2,477 inserts/s on one row,
-# 5,800 without the count). The cap reads their sum. SQLite has one writer at a time: shard 0.
+# row's lock until each commits. The cap reads their sum. SQLite has one writer at a time: shard 0.
 # The triggers are created before the counts are filled in: on PostgreSQL creating them locks
 # out writers until this migration commits, so no write falls between the two.
 # On SQLite, Django rebuilds a table for most schema changes, which drops its triggers: a later

@@ -62,17 +62,12 @@ import soak.run  # noqa: E402
 from soak.run import (  # noqa: E402
     LEAK,
     OPERATIONS,
-    STATE_FIELDS,
     Client,
     Failure,
     Ledger,
     Reply,
-    State,
     audit,
-    check_task,
     interrupted,
-    parse_time,
-    state_of,
 )
 from tasks.tests.live_server import LiveServer, ServerFailed  # noqa: E402
 
@@ -157,33 +152,12 @@ class FailoverClient(Client):
             with self.ledger.lock:
                 (self.switch.refused_titles if refused else self.switch.unknown_titles).add(title)
 
-    def write(
-        self, operation: str, method: str, suffix: str, sent: State | None, changes: State | None
-    ) -> None:
+    def write_failed(self, task_id: str) -> None:
         """As the soak's, but a write "not applied" keeps its task certain and live."""
-        task_id = self.rng.choice(self.live)
-        with self.ledger.lock:
-            before = self.ledger.states[task_id]
-        changes = changes if changes is not None else {"completed": not before["completed"]}
-        expected = {name: before[name] for name in STATE_FIELDS[:3]} | changes
-
-        def check(reply: Reply) -> str | None:
-            problem = self.receive(reply.data) or check_task(reply.data, expected)
-            if problem is None and not parse_time(reply.data["updated_at"]) > parse_time(
-                before["updated_at"]
-            ):
-                problem = f"updated_at did not advance past {before['updated_at']}"
-            return problem
-
-        reply = self.request(operation, method, f"/v1/tasks/{task_id}{suffix}", sent, 200, check)
-        with self.ledger.lock:
-            if reply is not None:
-                self.ledger.states[task_id] = state_of(reply.data)
-            elif self.last_kind == "not_applied":
-                self.switch.refused_writes.add(task_id)
-            else:
-                self.ledger.uncertain.add(task_id)
-                self.live.remove(task_id)
+        if self.last_kind == "not_applied":
+            self.switch.refused_writes.add(task_id)
+        else:
+            super().write_failed(task_id)
 
     def do_delete(self) -> None:
         """As the soak's, but a delete "not applied" leaves its task live (and checked so)."""

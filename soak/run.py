@@ -392,9 +392,13 @@ class Client:
             if reply is not None:
                 self.ledger.states[task_id] = state_of(reply.data)
             else:
-                self.ledger.uncertain.add(task_id)
-        if reply is None:
-            self.live.remove(task_id)
+                self.write_failed(task_id)
+
+    def write_failed(self, task_id: str) -> None:
+        """A write got no acceptable answer: its task's state is no longer certain, and this
+        client leaves it alone (called with the ledger's lock held)."""
+        self.ledger.uncertain.add(task_id)
+        self.live.remove(task_id)
 
     def do_delete(self) -> None:
         """DELETE one of this client's tasks: 204, empty body."""

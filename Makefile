@@ -5,13 +5,24 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 BENCH_ARGS ?= --two-instances
 
-.PHONY: run test lint format schema bench soak failover clean
+.PHONY: run test lint format schema bench soak failover clean lock
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# Installs the lock (pyproject.toml's dependencies and dev group, every file checked against its
+# hash) with the venv's own pip: nothing is fetched that the lock does not name.
+$(BIN)/.installed: requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV) || { echo "'$(PYTHON) -m venv' failed: on Debian/Ubuntu install python3-venv (apt-get install python3-venv)"; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	@touch $@
+
+# Rewrites the four locks from pyproject.toml. uv keeps each pin already in a lock unless
+# pyproject.toml asks for another, so this upgrades nothing by itself; tasks/tests/test_lock.py
+# fails while pyproject.toml and the locks disagree.
+LOCK = $(BIN)/uv pip compile --quiet --universal --generate-hashes --custom-compile-command "make lock" $(LOCK_ARGS)
+lock: $(BIN)/.installed
+	$(LOCK) pyproject.toml -o requirements.txt
+	$(LOCK) pyproject.toml --group dev -o requirements-dev.txt
+	$(LOCK) pyproject.toml --group bench -c requirements-dev.txt -o bench/requirements.txt
+	$(LOCK) --group pyproject.toml:fuzz -o fuzz/requirements.txt
 
 # A development configuration: DEBUG on and a random signing secret. Never used in production:
 # gunicorn refuses to start with DEBUG on unless GUNICORN_ALLOW_DEBUG=true.
@@ -41,7 +52,7 @@ format: $(BIN)/.installed
 
 # A benchmark against the FastAPI peer and the framework-free ceiling (needs PostgreSQL).
 bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.txt
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Concurrent clients, a worker killed mid-run; fails on any lost write or cross-user leak.

@@ -33,13 +33,15 @@ if [[ ! -x "$SERVICE_PYTHON" ]]; then
   exit 1
 fi
 
-# The fuzzer's own virtualenv, rebuilt when requirements.txt is newer than the last install.
+# The fuzzer's own virtualenv, rebuilt when its lock (pyproject.toml's fuzz group, `make lock`) is
+# newer than the last install.
 stamp="$VENV/.installed"
 if [[ ! -f "$stamp" || "$FUZZ_DIR/requirements.txt" -nt "$stamp" ]]; then
   echo "fuzz: installing schemathesis into $VENV"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$FUZZ_DIR/requirements.txt"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+    -r "$FUZZ_DIR/requirements.txt"
   touch "$stamp"
 fi
 

@@ -29,7 +29,7 @@ class Absent(serializers.Field):
 
 # The operation's task fields, checked by TaskSerializer when the operation runs (so that its
 # errors come in order with those of the operations before it).
-@extend_schema_field(TaskSerializer)
+@extend_schema_field(NewTaskSerializer)
 class TaskFields(serializers.DictField):
     pass
 

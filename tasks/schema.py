@@ -233,10 +233,20 @@ NEXT_OCCURRENCE_ID = {
 }
 
 
+# A new task with a rule needs a due date (serializers.NewTaskSerializer), in JSON Schema: no
+# rule, or a `due_at` that is a string (not null).
+RULE_NEEDS_DUE_AT = [
+    {"properties": {"recurrence": {"maxLength": 0}}},
+    {"required": ["due_at"], "properties": {"due_at": {"type": "string"}}},
+]
+
+
 def add_task_links(result, generator, request, public):
     """Postprocessing hook: the links of TASK_LINKS on every response of TASK_RESPONSES, and
     the `next_occurrence_id` that such a response may carry (views.task_response adds it)."""
-    result["components"]["schemas"]["Task"]["properties"]["next_occurrence_id"] = NEXT_OCCURRENCE_ID
+    schemas = result["components"]["schemas"]
+    schemas["Task"]["properties"]["next_occurrence_id"] = NEXT_OCCURRENCE_ID
+    schemas["NewTaskRequest"]["anyOf"] = RULE_NEEDS_DUE_AT
     for item in result["paths"].values():
         for operation in item.values():
             for status, response in operation.get("responses", {}).items():

@@ -103,6 +103,7 @@ IANA_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().s
     list=extend_schema(summary="List the caller's tasks, newest first"),
     create=extend_schema(
         summary="Create a task",
+        request=NewTaskSerializer,
         parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION],
         responses={201: TASK_RESPONSE},
     ),

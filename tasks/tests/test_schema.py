@@ -143,7 +143,7 @@ def test_each_bulk_op_has_its_own_schema(generated):
     assert variants == ["CreateOperationRequest", "UpdateOperationRequest", "TaskOperationRequest"]
     create, update = schemas["CreateOperationRequest"], schemas["UpdateOperationRequest"]
     assert create["properties"]["id"] == {"not": {}}
-    assert create["properties"]["data"] == {"$ref": "#/components/schemas/TaskRequest"}
+    assert create["properties"]["data"] == {"$ref": "#/components/schemas/NewTaskRequest"}
     assert update["properties"]["data"] == {"$ref": "#/components/schemas/PatchedTaskRequest"}
 
 
@@ -183,3 +183,17 @@ def test_the_task_schema_documents_next_occurrence_id(generated):
     task = generated["components"]["schemas"]["Task"]
     assert task["properties"]["next_occurrence_id"]["format"] == "uuid"
     assert "next_occurrence_id" not in task["required"]
+
+
+def test_a_new_task_with_a_rule_needs_a_due_at_in_the_schema_too(generated):
+    """What NewTaskSerializer refuses (422), the create body's schema refuses: no schema-valid
+    create is rejected, and the fuzzer's negative cases include the rule without a date."""
+    new_task = generated["components"]["schemas"]["NewTaskRequest"]
+    operation = generated["paths"]["/v1/tasks"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/NewTaskRequest"
+    }
+    assert new_task["anyOf"] == [
+        {"properties": {"recurrence": {"maxLength": 0}}},
+        {"required": ["due_at"], "properties": {"due_at": {"type": "string"}}},
+    ]

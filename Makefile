@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 BENCH_ARGS ?= --two-instances
 
-.PHONY: run test lint format schema bench soak failover clean lock
+.PHONY: run test lint typecheck format schema bench soak failover clean lock
 
 # Installs the lock (pyproject.toml's dependencies and dev group, every file checked against its
 # hash) with the venv's own pip: nothing is fetched that the lock does not name.
@@ -45,6 +45,10 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy with the Django and DRF plugins; what it checks, strictly or not, is in pyproject.toml.
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

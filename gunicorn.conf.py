@@ -5,11 +5,14 @@ system checks and this file's own variables. Any error stops it with one line an
 exit; there is no worker restart loop and no 500 on every route.
 """
 
+from __future__ import annotations
+
 import gc
 import logging
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import django
 from django.conf import settings
@@ -19,6 +22,11 @@ from django.db import connection
 
 from todo_project.environment import Env
 from todo_project.request_body import must_close
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.http.message import Request
+    from gunicorn.workers.base import Worker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "todo_project.settings")
 try:
@@ -80,7 +88,7 @@ logconfig_dict = {
 start_log = logging.getLogger("tasks.server")
 
 
-def on_starting(server):
+def on_starting(server: Arbiter) -> None:
     """In the master, before any worker binds: with SO_REUSEPORT a second server started on a
     port that one is already serving would share its connections instead of failing."""
     for address in server.cfg.address:
@@ -92,7 +100,7 @@ def on_starting(server):
                 sys.exit(f"gunicorn: cannot listen on {address[0]}:{address[1]}: {exc.strerror}")
 
 
-def when_ready(server):
+def when_ready(server: Arbiter) -> None:
     """In the master, after the app is loaded and before any worker is forked."""
     auth = [
         mode
@@ -118,7 +126,7 @@ def when_ready(server):
     gc.freeze()
 
 
-def pre_request(worker, req):
+def pre_request(worker: Worker, req: Request) -> None:
     """A body that may be longer than the service reads or discards: the answer says
     `Connection: close`, and gunicorn closes the connection after it (todo_project.request_body).
     """

@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from functools import cache
+from typing import Any, Protocol
 
 import jwt
 import jwt.utils
 from django.conf import settings
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenError
@@ -37,6 +39,16 @@ VERIFIED_TOKENS_KEPT = 4096
 LAST_NUMERIC_DATE = 253402300799
 
 
+class KeySource(Protocol):
+    """Where the keys for a token come from: a key bound to one algorithm, or none."""
+
+    issuer: str | None
+    audience: str | None
+    reverify_seconds: float  # how long a verified token may go unchecked against the source
+
+    def key_for(self, header: dict[str, Any]) -> jwt.PyJWK | None: ...
+
+
 class SharedSecretKeys:
     """HS256 with `BETTER_AUTH_SECRET`: for frontends that mint their own tokens with it."""
 
@@ -51,34 +63,35 @@ class SharedSecretKeys:
             algorithm=SHARED_SECRET_ALGORITHM,
         )
 
-    def key_for(self, header: dict) -> jwt.PyJWK | None:
+    def key_for(self, header: dict[str, Any]) -> jwt.PyJWK | None:
         return self.key if header.get("alg") == SHARED_SECRET_ALGORITHM else None
 
 
 class BetterAuthTokenBackend(TokenBackend):
     """Decodes a token with the key its header names, from the first source that has one."""
 
-    def __init__(self, key_sources, *, leeway: int) -> None:
+    def __init__(self, key_sources: list[KeySource], *, leeway: int) -> None:
         super().__init__(SHARED_SECRET_ALGORITHM, leeway=leeway)
         self.key_sources = key_sources
-        self.verified: dict[bytes | str, tuple[dict, float]] = {}
+        self.verified: dict[bytes | str, tuple[dict[str, Any], float]] = {}
 
-    def decode(self, token, verify: bool = True) -> dict:
+    # simplejwt annotates `token` as a Token, but passes (and means) the raw token.
+    def decode(self, token: bytes | str, verify: bool = True) -> dict[str, Any]:  # type: ignore[override]
         """The token's claims, verified now or (the same token) earlier: until it expires, and
         for a JWKS key no longer than the key set is cached, so a key the auth server withdraws
         stops working as soon as it did without this."""
         now = time.time()
-        claims, good_until = self.verified.get(token, (None, 0.0))
+        claims, good_until = self.verified.get(token, ({}, 0.0))
         if now >= good_until:
             claims, source = self.verify(token)
             expiry = int(claims["exp"]) + self.get_leeway().total_seconds()
             good_until = min(expiry, now + source.reverify_seconds)
             if len(self.verified) >= VERIFIED_TOKENS_KEPT:
-                self.verified.pop(next(iter(self.verified), None), None)  # the oldest entry
+                self.verified.pop(next(iter(self.verified)), None)  # the oldest entry
             self.verified[token] = claims, good_until
         return dict(claims)
 
-    def verify(self, token) -> tuple[dict, object]:
+    def verify(self, token: bytes | str) -> tuple[dict[str, Any], KeySource]:
         """Checks the token's signature and claims; its claims and the key source that signed it."""
         try:
             header = jwt.get_unverified_header(token)
@@ -108,7 +121,7 @@ class BetterAuthTokenBackend(TokenBackend):
         return claims, source
 
 
-def check_claims(claims: dict) -> None:
+def check_claims(claims: dict[str, Any]) -> None:
     """The claims the service relies on have exactly the types it relies on, so that nothing
     after verification can fail on them: NumericDates (RFC 7519 §2) that fit a datetime, and a
     `sub` that the database stores exactly as given (never cut short into another account)."""
@@ -141,7 +154,7 @@ def _has_surrogates(text: str) -> bool:
 def token_backend() -> BetterAuthTokenBackend:
     """The backend built from settings, once per process (the JWKS cache lives in it)."""
     algorithms = frozenset(settings.JWT_ALGORITHMS)
-    sources = []
+    sources: list[KeySource] = []
     if settings.BETTER_AUTH_SECRET and SHARED_SECRET_ALGORITHM in algorithms:
         sources.append(
             SharedSecretKeys(
@@ -181,7 +194,7 @@ class TokenClaimsUser(TokenUser):
     logs, never for authorization."""
 
     @property
-    def claims(self) -> dict:
+    def claims(self) -> dict[str, Any]:
         return dict(self.token.payload)
 
 
@@ -200,7 +213,7 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
             header = b"Bearer " + credentials
         return super().get_raw_token(header)
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         # RFC 6750 §3: name the error only when a bearer token was actually presented.
         scheme, *credentials = request.META.get("HTTP_AUTHORIZATION", "").split() or [""]
         if scheme.lower() == "bearer" and credentials:
@@ -215,7 +228,7 @@ class DevelopmentCookieAuthentication(BearerTokenAuthentication):
     DEBUG off, where the only way in is the Authorization header.
     """
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
         raw_token = request.COOKIES.get(DEVELOPMENT_COOKIE_NAME)
         if not settings.DEBUG or not raw_token:
             return None
@@ -225,7 +238,7 @@ class DevelopmentCookieAuthentication(BearerTokenAuthentication):
         return self.get_user(validated_token), validated_token
 
 
-def issue_token(user_id: str, *, ttl_seconds: int = 3600, **claims) -> str:
+def issue_token(user_id: str, *, ttl_seconds: int = 3600, **claims: Any) -> str:
     """An HS256 token for `user_id`, signed with `BETTER_AUTH_SECRET` (development and tests)."""
     now = int(time.time())
     payload = {"sub": user_id, "iat": now, "exp": now + ttl_seconds, **claims}

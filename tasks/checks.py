@@ -1,3 +1,7 @@
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Error, register
 
@@ -5,7 +9,7 @@ from .throttling import parse_rate
 
 
 @register()
-def rate_limit_is_valid(app_configs, **kwargs) -> list[Error]:
+def rate_limit_is_valid(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[Error]:
     """A RATE_LIMIT that cannot be read would otherwise fail every request."""
     try:
         parse_rate(settings.RATE_LIMIT)

@@ -7,14 +7,17 @@ drf-standardized-errors formats it; this module maps our exceptions onto it.
 """
 
 import logging
+from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from drf_standardized_errors.formatter import ExceptionFormatter
 from drf_standardized_errors.handler import ExceptionHandler
 from drf_standardized_errors.handler import exception_handler as standardized_exception_handler
+from drf_standardized_errors.types import ErrorResponse
 from rest_framework import exceptions, status
+from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import DetailDictMixin
 
 from .bulk import BulkOperationFailed
@@ -29,6 +32,7 @@ class DatabaseUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is unavailable; retry shortly."
     default_code = "database_unavailable"
+    wait: int  # seconds: DRF's handler sends it as Retry-After when it is set
 
 
 class TaskAPIExceptionHandler(ExceptionHandler):
@@ -42,26 +46,27 @@ class TaskAPIExceptionHandler(ExceptionHandler):
             unavailable.wait = DATABASE_RETRY_AFTER_SECONDS
             return unavailable
         if isinstance(exc, WriteOutcomeUnknown):
-            exc.wait = DATABASE_RETRY_AFTER_SECONDS
+            exc.wait = DATABASE_RETRY_AFTER_SECONDS  # type: ignore[attr-defined]  # Retry-After
             return exc
         if isinstance(exc, DetailDictMixin):
             # simplejwt's details are dicts (with per-token-class messages): keep one message.
-            detail = exc.detail
+            detail = exc.detail  # type: ignore[attr-defined]  # the mixin's APIException sets it
             messages = detail.get("messages") or [{"message": detail.get("detail")}]
             converted = exceptions.AuthenticationFailed(
                 detail=str(messages[0]["message"]), code="token_not_valid"
             )
-            converted.auth_header = getattr(exc, "auth_header", None)
+            # DRF's handler reads it as WWW-Authenticate.
+            converted.auth_header = getattr(exc, "auth_header", None)  # type: ignore[attr-defined]
             return converted
         return super().convert_known_exceptions(exc)
 
-    def report_exception(self, exc, response) -> None:
+    def report_exception(self, exc: exceptions.APIException, response: Response) -> None:
         # A 503 (database or auth server unreachable) is an expected outage, logged where it is
         # detected; only unexpected 500s go to error reporting.
         if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
             super().report_exception(exc, response)
 
-    def format_exception(self, exc) -> dict:
+    def format_exception(self, exc: exceptions.APIException) -> dict[str, Any]:
         if isinstance(exc, BulkOperationFailed):
             # The failing operation's own error, located in the batch.
             data = super().format_exception(exc.error)
@@ -71,7 +76,7 @@ class TaskAPIExceptionHandler(ExceptionHandler):
             return data
         return super().format_exception(exc)
 
-    def get_response(self, exc, data):
+    def get_response(self, exc: exceptions.APIException, data: dict[str, Any]) -> Response:
         response = super().get_response(exc, data)
         if isinstance(getattr(exc, "error", exc), exceptions.ValidationError):
             # A body or parameter that parsed but is not acceptable (RFC 9110 §15.5.21).
@@ -83,7 +88,7 @@ exception_handler = standardized_exception_handler
 
 
 class ErrorFormatter(ExceptionFormatter):
-    def format_error_response(self, error_response) -> dict:
+    def format_error_response(self, error_response: ErrorResponse) -> dict[str, Any]:
         # What `dataclasses.asdict` returns, without its generic deep copy (on every 401).
         return {
             "type": error_response.type,
@@ -94,18 +99,18 @@ class ErrorFormatter(ExceptionFormatter):
         }
 
 
-def error_body(code: str, detail: str, error_type: str = "client_error") -> dict:
+def error_body(code: str, detail: str, error_type: str = "client_error") -> dict[str, Any]:
     return {"type": error_type, "errors": [{"code": code, "detail": detail, "attr": None}]}
 
 
-def json_not_found(request, exception=None) -> JsonResponse:
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """handler404: Django-level 404s (outside the API views) in the same shape."""
     return JsonResponse(error_body("not_found", "Not found."), status=404)
 
 
-def json_bad_request(request, exception=None) -> JsonResponse:
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)
 
 
-def json_server_error(request) -> JsonResponse:
+def json_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("error", "A server error occurred.", "server_error"), status=500)

@@ -1,10 +1,13 @@
+import datetime as dt
+from typing import Any
+
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 
-from .models import LABEL_MAX_LENGTH, Priority
+from .models import LABEL_MAX_LENGTH, Priority, Task
 from .parsing import DUE_INVALID, DUE_SCHEMA, NO_NUL, parse_due
 
 BOOLEAN_WORDS = {"true": True, "false": False}
@@ -12,10 +15,10 @@ SEARCH_MAX_LENGTH = 200
 
 
 class TaskFilterForm(forms.Form):
-    def clean(self):
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         # Each priority at most once (which also bounds the query string).
-        priorities = self.data.getlist("priority")
+        priorities = self.data.getlist("priority")  # type: ignore[attr-defined]  # a QueryDict
         if len(set(priorities)) < len(priorities):
             self.add_error("priority", forms.ValidationError("Repeats a value.", "invalid"))
         # `?completed=` or `?overdue=` is a value too, and not one of the two allowed.
@@ -23,7 +26,7 @@ class TaskFilterForm(forms.Form):
             if (
                 name in self.data
                 and name not in self.errors
-                and cleaned.get(name) not in BOOLEAN_WORDS
+                and self.cleaned_data.get(name) not in BOOLEAN_WORDS
             ):
                 self.add_error(name, forms.ValidationError("Must be `true` or `false`.", "invalid"))
         return cleaned
@@ -32,10 +35,10 @@ class TaskFilterForm(forms.Form):
 class DueField(forms.CharField):
     """A due-date bound, as `due_at` takes it: not trimmed, and `?due_after=` is an error."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(strip=False, **kwargs)
 
-    def clean(self, value):
+    def clean(self, value: Any) -> dt.datetime | None:
         if value is None:  # not in the query string
             return None
         parsed = parse_due(super().clean(value))
@@ -88,24 +91,26 @@ class TaskFilter(filters.FilterSet):
     class Meta:
         form = TaskFilterForm
 
-    def filter_completed(self, queryset, name: str, value: str):
+    def filter_completed(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         return queryset.filter(completed=BOOLEAN_WORDS[value])
 
-    def filter_overdue(self, queryset, name: str, value: str):
+    def filter_overdue(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         overdue = Q(completed=False, due_at__lt=timezone.now())
         return queryset.filter(overdue if BOOLEAN_WORDS[value] else ~overdue)
 
-    def filter_priority(self, queryset, name: str, value: list[str]):
+    def filter_priority(
+        self, queryset: QuerySet[Task], name: str, value: list[str]
+    ) -> QuerySet[Task]:
         if not value:
             return queryset
         return queryset.filter(priority__in=[Priority.labels.index(v) for v in value])
 
     @extend_schema_field({"type": "string", "maxLength": LABEL_MAX_LENGTH, "pattern": NO_NUL})
-    def filter_label(self, queryset, name: str, value: str):
+    def filter_label(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         return queryset.filter(labels__has_label=value.strip())
 
     @extend_schema_field({"type": "string", "maxLength": SEARCH_MAX_LENGTH, "pattern": NO_NUL})
-    def filter_search(self, queryset, name: str, value: str):
+    def filter_search(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         value = value.strip()
         if not value:
             return queryset

@@ -23,7 +23,9 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from django.core.cache import cache
@@ -45,6 +47,7 @@ class AuthServerUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The authentication server's keys cannot be fetched; retry shortly."
     default_code = "auth_server_unavailable"
+    wait: int  # seconds: DRF's handler sends it as Retry-After when it is set
 
 
 class FetchFailed(Exception):
@@ -54,7 +57,7 @@ class FetchFailed(Exception):
 @dataclass(frozen=True)
 class KeySet:
     keys: dict[str, jwt.PyJWK]
-    entries: list[dict]  # the usable JWKs as published: what other workers are given
+    entries: list[dict[str, Any]]  # the usable JWKs as published: what other workers are given
     fetched_at: float  # time.time() when the fetch started
 
     @classmethod
@@ -65,7 +68,8 @@ class KeySet:
         good keys down with it; none usable at all is a failed fetch."""
         if not isinstance(entries, list):
             raise FetchFailed("not a JWKS document")
-        keys, usable = {}, []
+        keys: dict[str, jwt.PyJWK] = {}
+        usable: list[dict[str, Any]] = []
         for entry in entries:
             if isinstance(entry, dict) and entry.get("use", "sig") != "sig":
                 continue  # an encryption key
@@ -98,8 +102,12 @@ def fetch_jwks(url: str, timeout: float) -> object:
     connection_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
-    connected = []  # the socket: the connection lets go of it when the answer says "close"
+    # A URL without a host gives None here, which http.client does not accept (not checked at
+    # startup).
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)  # type: ignore[arg-type]
+    connected: list[
+        socket.socket
+    ] = []  # the socket: the connection lets go of it when the answer says "close"
 
     def shut_down() -> None:
         # Not connected yet, or closed already: the checks of the deadline below end the fetch.
@@ -158,7 +166,7 @@ class JwksKeys:
         self.audience = audience
         self.cache_seconds = cache_seconds
         # A token verified with a key is trusted no longer than the key set is.
-        self.reverify_seconds = cache_seconds
+        self.reverify_seconds: float = cache_seconds
         self.miss_refetch_seconds = miss_refetch_seconds
         self.fetch_timeout = fetch_timeout
         self._key_set: KeySet | None = None
@@ -169,7 +177,7 @@ class JwksKeys:
         self._shared_cache_back = float("-inf")  # the shared cache failed: skipped until then
         self._fetching = threading.Lock()  # held by the one request fetching
 
-    def key_for(self, header: dict) -> jwt.PyJWK | None:
+    def key_for(self, header: dict[str, Any]) -> jwt.PyJWK | None:
         """The key for this token header; None when the algorithm is not one of ours."""
         algorithm, kid = header.get("alg"), header.get("kid")
         # A header holds any JSON: only a string can name an algorithm or a key.
@@ -214,7 +222,7 @@ class JwksKeys:
             if shared:
                 key_set = self._key_set = shared
         expired = not key_set or not self._is_fresh(key_set)
-        if not expired and self._decides(key_set, kid, arrived):
+        if key_set and not expired and self._decides(key_set, kid, arrived):
             return key_set
         now = time.monotonic()
         if now >= (self._next_fetch if expired else self._next_miss_fetch):
@@ -266,7 +274,7 @@ class JwksKeys:
             cache.set, CACHE_KEY.format(url=self.url), entry, timeout=self.cache_seconds
         )
 
-    def _shared_cache(self, operation, *args, **kwargs):
+    def _shared_cache(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`operation` on Django's cache, or None while it fails: a Redis outage costs each
         process its own fetches, never a login."""
         if time.monotonic() < self._shared_cache_back:

@@ -1,3 +1,6 @@
+from collections.abc import Mapping
+from typing import IO, Any
+
 import orjson
 from django.conf import settings
 from rest_framework import status
@@ -16,9 +19,14 @@ class JSONObjectParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> dict:
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         limit = settings.MAX_REQUEST_BODY_BYTES
-        request = parser_context["request"]
+        request = parser_context["request"]  # type: ignore[index]  # DRF always passes it
         try:
             declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -8,9 +8,12 @@ Django's `timezone` attribute so that Django sees its own time zone and adds not
 """
 
 import datetime
+from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from psycopg import adapters
+from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.postgres import types
 from psycopg.pq import Format
@@ -18,7 +21,8 @@ from psycopg.pq import Format
 TIMESTAMPTZ_OID = types["timestamptz"].oid
 
 
-C_TIMESTAMPTZ_LOADER = adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+# psycopg always registers it (its C one when the binary package is installed).
+C_TIMESTAMPTZ_LOADER: type[Loader] = adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)  # type: ignore[assignment]
 
 
 class UTCTimestamptzLoader(Loader):
@@ -26,15 +30,19 @@ class UTCTimestamptzLoader(Loader):
 
     timezone = datetime.UTC
 
-    def __init__(self, oid: int, context=None) -> None:
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
         super().__init__(oid, context)
-        self.load = C_TIMESTAMPTZ_LOADER(oid, context).load
+        self.load = C_TIMESTAMPTZ_LOADER(oid, context).load  # type: ignore[method-assign]
 
-    def load(self, data):  # replaced per instance by the C loader's bound method
+    def load(
+        self, data: Buffer
+    ) -> datetime.datetime:  # replaced per instance by the C loader's bound method
         raise NotImplementedError
 
 
-def use_c_timestamp_loader(sender, connection, **kwargs) -> None:
+def use_c_timestamp_loader(
+    sender: type[BaseDatabaseWrapper], connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
     if connection.vendor == "postgresql" and connection.timezone == datetime.UTC:
         connection.connection.adapters.register_loader("timestamptz", UTCTimestamptzLoader)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -229,7 +230,7 @@ def _next_monthly_or_yearly(rule: Rule, start: date) -> date | None:
         if year > LAST_YEAR:
             return None
         if rule.frequency == "YEARLY":
-            dates = _yearly_dates(rule, year)
+            dates: Iterable[date] = _yearly_dates(rule, year)
         else:
             month = month_index % 12 + 1
             if rule.months and month not in rule.months:
@@ -257,7 +258,9 @@ def _yearly_dates(rule: Rule, year: int) -> list[date]:
     ]
 
 
-def _month_days(rule: Rule, year: int, month: int, nth_weekdays=None) -> list[int]:
+def _month_days(
+    rule: Rule, year: int, month: int, nth_weekdays: tuple[tuple[int, int], ...] | None = None
+) -> list[int]:
     """The days of one month that every BY part of the rule admits, in order (numbered
     weekdays count within the month unless `nth_weekdays` is given: a yearly rule's)."""
     if rule.months and month not in rule.months:
@@ -286,7 +289,9 @@ def _admits_month_day(rule: Rule, year: int, month: int, day: int, length: int =
     return day in rule.month_days or day - length - 1 in rule.month_days
 
 
-def _nth_days(nth_weekdays, first: int, last: int, shift: int = 0) -> list[int]:
+def _nth_days(
+    nth_weekdays: tuple[tuple[int, int], ...], first: int, last: int, shift: int = 0
+) -> list[int]:
     """`BYDAY=2TU,-1FR` among the days numbered first..last, numbered like ordinals (day `n`
     is a Monday when `(n - 1) % 7 == 0`); each found number less `shift`."""
     found = []

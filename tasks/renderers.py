@@ -1,6 +1,10 @@
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import orjson
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 
 
 class ORJSONRenderer(BaseRenderer):
@@ -11,7 +15,12 @@ class ORJSONRenderer(BaseRenderer):
     format = "json"
     charset = None
 
-    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         if data is None:
             return b""
         # The browsable API asks for indented JSON; clients get it compact.
@@ -25,7 +34,16 @@ class ContentNegotiation(DefaultContentNegotiation):
     server may disregard it, RFC 9110 §12.5.1): no parsing of the header per request. With the
     browsable API (DEBUG) the client's `Accept` chooses, as in DRF."""
 
-    def select_renderer(self, request, renderers, format_suffix=None):
+    # DRF's stubs say any iterable; DRF passes the view's list of renderers.
+    def select_renderer(  # type: ignore[override]
+        self,
+        request: Request,
+        renderers: Sequence[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
         if len(renderers) == 1:
             return renderers[0], renderers[0].media_type
-        return super().select_renderer(request, renderers, format_suffix)
+        selected: tuple[BaseRenderer, str] = super().select_renderer(
+            request, renderers, format_suffix
+        )
+        return selected

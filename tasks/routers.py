@@ -1,3 +1,6 @@
+from typing import Any
+
+
 class NoAuthTablesRouter:
     """Keep `django.contrib.auth` and `contenttypes` tables out of the database.
 
@@ -7,7 +10,7 @@ class NoAuthTablesRouter:
 
     excluded_app_labels = frozenset({"auth", "contenttypes"})
 
-    def allow_migrate(self, db, app_label, **hints):
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
         if app_label in self.excluded_app_labels:
             return False
         return None

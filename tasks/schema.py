@@ -3,7 +3,9 @@ schema states what the code accepts (patterns, bounds, one schema per bulk `op`)
 operations on one task (OpenAPI links), for clients and for schemathesis (fuzz/)."""
 
 import copy
+from typing import Any
 
+from django.db.models import Model
 from django_filters import rest_framework as filters
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import (
@@ -11,9 +13,12 @@ from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import Direction
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
 
 from .parsers import RequestBodyTooLarge
 
@@ -43,7 +48,7 @@ RESPONSE_HEADERS = {
 }
 WRITE_ACTIONS = {"update", "partial_update", "destroy", "toggle"}
 # Errors an action answers beyond those of its method and path.
-ACTION_ERRORS = {
+ACTION_ERRORS: dict[str | None, set[str]] = {
     "list": {"422"},  # a bad query parameter
     "create": {"409", "422"},
     "update": {"409"},  # recurrence without a due date
@@ -54,7 +59,7 @@ ACTION_ERRORS = {
 }
 
 
-class ErrorItemSerializer(serializers.Serializer):
+class ErrorItemSerializer(serializers.Serializer[Any]):
     code = serializers.CharField(help_text="Machine-readable error code.")
     detail = serializers.CharField(help_text="Human-readable message.")
     attr = serializers.CharField(
@@ -62,16 +67,17 @@ class ErrorItemSerializer(serializers.Serializer):
     )
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=ERROR_TYPES)
-    errors = ErrorItemSerializer(many=True)
+    # A declared field: the metaclass takes it off the class, so `Serializer.errors` stays.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
 
     class Meta:
         ref_name = "Error"
 
 
 class TaskAPIAutoSchema(AutoSchema):
-    def _get_response_bodies(self, direction="response"):
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
@@ -87,7 +93,9 @@ class TaskAPIAutoSchema(AutoSchema):
                 }
         return responses
 
-    def _insert_field_validators(self, field, schema) -> None:
+    def _insert_field_validators(
+        self, field: serializers.Field[Any, Any, Any, Any], schema: dict[str, Any]
+    ) -> None:
         """Also publish a field's `pattern` (see serializers.StrictCharField), added after
         drf-spectacular's own: it would wrap a pattern of a blank-allowing field in a `oneOf`
         with "", which such a pattern already matches."""
@@ -96,19 +104,28 @@ class TaskAPIAutoSchema(AutoSchema):
         if isinstance(pattern, str) and schema.get("type") == "string":
             schema["pattern"] = pattern
 
-    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+    def _map_serializer_field(
+        self,
+        field: serializers.Field[Any, Any, Any, Any],
+        direction: Direction,
+        bypass_extensions: bool = False,
+    ) -> dict[str, Any] | None:
         """Also state a list serializer's `min_length` and `max_length` as minItems/maxItems."""
-        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        schema: dict[str, Any] | None = super()._map_serializer_field(
+            field, direction, bypass_extensions
+        )
         if isinstance(field, serializers.ListSerializer) and schema is not None:
-            for keyword, bound in (("minItems", field.min_length), ("maxItems", field.max_length)):
+            # DRF's ListSerializer has both; its stubs lack them.
+            lengths = (("minItems", field.min_length), ("maxItems", field.max_length))  # type: ignore[attr-defined]
+            for keyword, bound in lengths:
                 if bound is not None:
                     schema[keyword] = bound
         return schema
 
     def error_status_codes(self) -> list[str]:
         """The error statuses this operation can answer (each described in ERROR_DESCRIPTIONS)."""
-        codes = set()
-        action = getattr(self.view, "action", None)
+        codes: set[str] = set()
+        action: str | None = getattr(self.view, "action", None)
         authenticated = any(isinstance(p, IsAuthenticated) for p in self.view.get_permissions())
         if authenticated:
             codes |= {"401", "429", "503"}
@@ -127,7 +144,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
     priority = 1
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "http",
             "scheme": "bearer",
@@ -143,7 +160,7 @@ class LiteralField(OpenApiSerializerFieldExtension):
 
     target_class = "tasks.serializers.Literal"
 
-    def map_serializer_field(self, auto_schema, direction):
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         values = list(self.target.choices)
         kind = "boolean" if all(isinstance(value, bool) for value in values) else "string"
         return {"type": kind, "enum": values}
@@ -154,7 +171,7 @@ class AbsentField(OpenApiSerializerFieldExtension):
 
     target_class = "tasks.bulk.Absent"
 
-    def map_serializer_field(self, auto_schema, direction):
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         return {"not": {}}
 
 
@@ -163,7 +180,7 @@ class BulkOperation(OpenApiSerializerExtension):
 
     target_class = "tasks.bulk.OperationSerializer"
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         from .bulk import OPERATIONS
 
         variants = dict.fromkeys(OPERATIONS.values())  # in order, each once
@@ -178,8 +195,15 @@ class TaskFilterParameters(DjangoFilterExtension):
 
     priority = 1
 
-    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
-        parameters = super().resolve_filter_field(
+    def resolve_filter_field(
+        self,
+        auto_schema: AutoSchema,
+        model: type[Model],
+        filterset_class: type[filters.FilterSet],
+        field_name: str,
+        filter_field: filters.Filter,
+    ) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().resolve_filter_field(
             auto_schema, model, filterset_class, field_name, filter_field
         )
         help_text = filter_field.extra.get("help_text")
@@ -192,7 +216,7 @@ class TaskFilterParameters(DjangoFilterExtension):
         return parameters
 
 
-def without_trailing_slashes(endpoints):
+def without_trailing_slashes(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Document `/v1/tasks/{id}` rather than the router's optional-slash form `/v1/tasks/{id}/`."""
     return [(path.rstrip("/") or "/", *rest) for path, *rest in endpoints]
 
@@ -241,7 +265,9 @@ RULE_NEEDS_DUE_AT = [
 ]
 
 
-def add_task_links(result, generator, request, public):
+def add_task_links(
+    result: dict[str, Any], generator: SchemaGenerator, request: Request | None, public: bool
+) -> dict[str, Any]:
     """Postprocessing hook: the links of TASK_LINKS on every response of TASK_RESPONSES, and
     the `next_occurrence_id` that such a response may carry (views.task_response adds it)."""
     schemas = result["components"]["schemas"]

@@ -1,5 +1,7 @@
 import copy
 import datetime as dt
+import uuid
+from typing import Any, ClassVar
 
 import orjson
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
@@ -31,7 +33,7 @@ def timestamp(value: dt.datetime | None) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
-def _from_html_form(field: serializers.Field) -> bool:
+def _from_html_form(field: serializers.Field[Any, Any, Any, Any]) -> bool:
     return html.is_html_input(getattr(field.root, "initial_data", None))
 
 
@@ -39,7 +41,7 @@ class StrictCharField(serializers.CharField):
     """A JSON string only (DRF's CharField would turn `1` or `1.5` into `"1"` or `"1.5"`), no
     longer than `max_length` as sent (DRF checks the trimmed value)."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         if self.max_length is not None and len(data) > self.max_length:
@@ -58,7 +60,7 @@ class StrictBooleanField(serializers.BooleanField):
     The browsable API's HTML form (DEBUG only) sends text, so it keeps DRF's reading.
     """
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> bool:
         if isinstance(data, bool):
             return data
         if _from_html_form(self):
@@ -72,7 +74,7 @@ class DueAtField(serializers.DateTimeField):
 
     default_error_messages = {"invalid": DUE_INVALID}
 
-    def to_internal_value(self, value):
+    def to_internal_value(self, value: Any) -> dt.datetime:
         if not isinstance(value, str) or (parsed := parse_due(value)) is None:
             self.fail("invalid")
         return parsed
@@ -81,27 +83,27 @@ class DueAtField(serializers.DateTimeField):
 class PriorityField(serializers.ChoiceField):
     """`none`, `low`, `medium`, `high` on the wire; their rank in the database."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=Priority.choices, **kwargs)
         self.choices = {label: label for label in Priority.labels}
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> int:  # type: ignore[override]  # a rank, not a label
         if data not in Priority.labels:
             self.fail("invalid_choice", input=data)
         return Priority.labels.index(data)
 
-    def to_representation(self, value):
+    def to_representation(self, value: int) -> str:  # type: ignore[override]
         return Priority(value).label
 
 
 class LabelsField(serializers.ListField):
     """Up to 20 labels of 1 to 50 characters: trimmed, case kept, first of duplicates kept."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         child = StrictCharField(max_length=LABEL_MAX_LENGTH, allow_blank=False)
         super().__init__(child=child, max_length=LABELS_MAX_COUNT, **kwargs)
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> list[str]:
         labels = super().to_internal_value(data)
         return list(dict.fromkeys(labels))
 
@@ -112,19 +114,19 @@ class RecurrenceField(StrictCharField):
 
     pattern = recurrence.RRULE_PATTERN
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             max_length=RECURRENCE_MAX_LENGTH, allow_blank=True, trim_whitespace=False, **kwargs
         )
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         try:
             return recurrence.validate(super().to_internal_value(data))
         except recurrence.InvalidRule as exc:
             raise serializers.ValidationError(f"Not a valid RRULE: {exc}", code="invalid") from exc
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(serializers.ModelSerializer[Task]):
     title = StrictCharField(max_length=TITLE_MAX_LENGTH)
     details = StrictCharField(
         max_length=DETAILS_MAX_LENGTH,
@@ -138,6 +140,11 @@ class TaskSerializer(serializers.ModelSerializer):
     priority = PriorityField(required=False)
     labels = LabelsField(required=False)
     recurrence = RecurrenceField(required=False)
+
+    # Built once per class by get_fields and get_validators (declared here for the type checker
+    # only: they must not exist on the class before they are built).
+    built_fields: ClassVar[dict[str, serializers.Field[Any, Any, Any, Any]]]
+    built_validators: ClassVar[list[Any]]
 
     class Meta:
         model = Task
@@ -165,7 +172,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "position",
         ]
 
-    def get_fields(self) -> dict:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # ModelSerializer inspects the model again for every serializer, and DRF deep-copies
         # each field (a measurable share of a create). What it builds depends on the
         # class alone: it is built once per class, and each serializer gets shallow copies to
@@ -179,7 +186,7 @@ class TaskSerializer(serializers.ModelSerializer):
             cls.built_fields = built
         return {name: copy.copy(field) for name, field in cls.built_fields.items()}
 
-    def get_validators(self) -> list:
+    def get_validators(self) -> list[Any]:
         # The model's uniqueness rules, worked out from its metadata: once per class too.
         cls = type(self)
         if "built_validators" not in cls.__dict__:
@@ -189,7 +196,7 @@ class TaskSerializer(serializers.ModelSerializer):
     def validate_details(self, value: str | None) -> str:
         return value or ""
 
-    def to_representation(self, task: Task) -> dict:
+    def to_representation(self, task: Task) -> dict[str, Any]:
         # The hot path of every response (50 rows a list page): plain attribute reads, where
         # DRF would deep-copy the declared fields per serializer and call each field in turn.
         # The declared fields above still define the input rules and the OpenAPI schema, and
@@ -214,7 +221,7 @@ class TaskSerializer(serializers.ModelSerializer):
 class NewTaskSerializer(TaskSerializer):
     """A create's body: a task that does not exist yet has no stored `due_at` to recur from."""
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("recurrence") and attrs.get("due_at") is None:
             raise serializers.ValidationError(
                 {"recurrence": ["A recurring task needs a due_at: send one with the rule."]},
@@ -226,17 +233,17 @@ class NewTaskSerializer(TaskSerializer):
 class StrictUUIDField(serializers.UUIDField):
     """A UUID in a JSON string only: DRF's UUIDField would read the number 5 as UUID(int=5)."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> uuid.UUID:
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
 
 
-class MoveSerializer(serializers.Serializer):
+class MoveSerializer(serializers.Serializer[Any]):
     after = StrictUUIDField(allow_null=True)
 
 
-class StatsSerializer(serializers.Serializer):
+class StatsSerializer(serializers.Serializer[Any]):
     total = serializers.IntegerField()
     open = serializers.IntegerField()
     completed = serializers.IntegerField()
@@ -247,7 +254,7 @@ class StatsSerializer(serializers.Serializer):
 class Literal(serializers.ChoiceField):
     """One of a few fixed values, documented as a bare JSON Schema `enum` of them."""
 
-    def __init__(self, *values, **kwargs):
+    def __init__(self, *values: Any, **kwargs: Any) -> None:
         super().__init__(choices=values, **kwargs)
 
 
@@ -260,7 +267,7 @@ class ChangedTaskSerializer(TaskSerializer):
         fields = [*TaskSerializer.Meta.fields, "deleted"]
 
 
-class TombstoneSerializer(serializers.Serializer):
+class TombstoneSerializer(serializers.Serializer[Any]):
     """A task deleted since the sync token: its id and when, nothing else."""
 
     id = serializers.UUIDField()
@@ -268,7 +275,7 @@ class TombstoneSerializer(serializers.Serializer):
     deleted_at = serializers.DateTimeField()
 
 
-class ChangesSerializer(serializers.Serializer):
+class ChangesSerializer(serializers.Serializer[Any]):
     """Schema only (`changes` writes its response directly)."""
 
     results = PolymorphicProxySerializer(

@@ -14,12 +14,18 @@ import logging
 import math
 import time
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.exceptions import Throttled
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:
+    import redis
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +46,7 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
 
 
 @cache
-def redis_client():
+def redis_client() -> redis.Redis | None:
     """A client for `REDIS_URL`, or None. redis-py is imported only then: it adds about 20 MB
     to every worker."""
     if not settings.REDIS_URL:
@@ -59,7 +65,7 @@ redis_retry_at = 0.0  # time.monotonic() until which Redis is skipped; 0 while i
 fallback_counters = LocMemCache("tasks.throttling.fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
 
 
-def count_locally(counters: LocMemCache, key: str, window: int, units: int) -> int:
+def count_locally(counters: BaseCache, key: str, window: int, units: int) -> int:
     if counters.add(key, units, timeout=window):
         return units
     return counters.incr(key, units)
@@ -82,6 +88,7 @@ def count_hits(key: str, window: int, units: int) -> int:
     pipeline = client.pipeline()
     pipeline.incrby(key, units)
     pipeline.expire(key, window, nx=True)
+    count: int
     try:
         count, _ = pipeline.execute()
     except redis.RedisError as exc:
@@ -103,10 +110,10 @@ class UserRateThrottle(BaseThrottle):
 
     policy_name = "user"
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: Request, view: Any) -> bool:
         return self.count(request, 1)
 
-    def count(self, request, units: int, *, give_back_if_refused: bool = False) -> bool:
+    def count(self, request: Request, units: int, *, give_back_if_refused: bool = False) -> bool:
         """Count `units` against the user; False if that goes over the limit. Records the
         RateLimit headers the response carries."""
         rate = parse_rate(settings.RATE_LIMIT)
@@ -117,13 +124,15 @@ class UserRateThrottle(BaseThrottle):
         window_start = int(now // window) * window
         reset = max(1, math.ceil(window_start + window - now))
         # A digest: a user id may be 255 characters of anything, too long or odd for a key.
-        user = hashlib.blake2b(request.user.id.encode(), digest_size=16).hexdigest()
+        # The user is authentication.TokenClaimsUser, whose id is the token's `sub` (a str).
+        user_id: str = request.user.id  # type: ignore[assignment]
+        user = hashlib.blake2b(user_id.encode(), digest_size=16).hexdigest()
         key = f"ratelimit:{user}:{window}:{window_start}"
         count = count_hits(key, window, units)
         allowed = count <= limit
         if not allowed and give_back_if_refused:
             count = count_hits(key, window, -units)
-        request.rate_limit_headers = {
+        request.rate_limit_headers = {  # type: ignore[attr-defined]  # the view sends them
             "RateLimit-Policy": f'"{self.policy_name}";q={limit};w={window}',
             "RateLimit": f'"{self.policy_name}";r={max(0, limit - count)};t={reset}',
         }
@@ -134,7 +143,7 @@ class UserRateThrottle(BaseThrottle):
         return self.retry_after
 
 
-def charge(request, units: int) -> None:
+def charge(request: Request, units: int) -> None:
     """Count `units` more requests against the caller, after the throttle counted the request
     itself (a bulk costs one per operation). Over the limit they are given back and the request
     is refused: 429, with Retry-After."""

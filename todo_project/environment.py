@@ -3,6 +3,7 @@ with one line naming its variable, instead of a silent default, a traceback or a
 
 import math
 import warnings
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -13,19 +14,25 @@ BOOLEANS = {
 }
 
 
-class Env(environ.Env):
+class Env(environ.Env):  # type: ignore[misc]  # django-environ ships no types
     """django-environ's `Env` with strict casts: booleans are one of `BOOLEANS` (django-environ
     reads anything else as false), numbers are plain decimals (it drops letters from a float),
     and every failure is an `ImproperlyConfigured` that names the variable."""
 
-    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
         try:
             return super().get_value(var, cast, default, parse_default)
         except ValueError as exc:
             raise ImproperlyConfigured(f"{var}: {exc}") from exc
 
     @classmethod
-    def parse_value(cls, value, cast):
+    def parse_value(cls, value: str, cast: Any) -> Any:
         if cast is bool:
             if value.strip().lower() not in BOOLEANS:
                 raise ValueError(f"{value!r} is not one of {', '.join(BOOLEANS)}")
@@ -40,20 +47,25 @@ class Env(environ.Env):
             return number
         return super().parse_value(value, cast)
 
-    def int(self, var, default=environ.Env.NOTSET, *, minimum: int = 0) -> int:
+    def int(self, var: str, default: Any = environ.Env.NOTSET, *, minimum: int = 0) -> int:
         """An integer of at least `minimum`."""
-        value = super().int(var, default)
+        value: int = super().int(var, default)
         if value < minimum:
             raise ImproperlyConfigured(f"{var}: must be at least {minimum}, not {value}")
         return value
 
-    def db_url(self, var=environ.Env.DEFAULT_DATABASE_ENV, default=environ.Env.NOTSET, engine=None):
+    def db_url(
+        self,
+        var: str = environ.Env.DEFAULT_DATABASE_ENV,
+        default: Any = environ.Env.NOTSET,
+        engine: str | None = None,
+    ) -> dict[str, Any]:
         # The message never repeats the URL: it may hold a password (django-environ's own
         # warning about an unknown scheme prints it whole, hence silenced).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                config = super().db_url(var, default, engine)
+                config: dict[str, Any] = super().db_url(var, default, engine)
             except ValueError as exc:
                 raise ImproperlyConfigured(f"{var}: not a database URL ({exc})") from None
         if not config.get("ENGINE"):

@@ -13,6 +13,8 @@
 """
 
 import io
+from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from django.conf import settings
 
@@ -34,10 +36,10 @@ def must_close(headers: list[tuple[str, str]]) -> bool:
 class RequestBodyMiddleware:
     """Chunked bodies read into memory (bounded), unread bodies discarded (bounded)."""
 
-    def __init__(self, application):
+    def __init__(self, application: WSGIApplication) -> None:
         self.application = application
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         received = environ["wsgi.input"]
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             body = received.read(settings.MAX_REQUEST_BODY_BYTES + 1)

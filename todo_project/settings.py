@@ -6,6 +6,7 @@ check tokens with. Development is opt-in (`make run` writes a `.env` with DEBUG 
 
 import hmac
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -309,7 +310,7 @@ for _name, _level in {"LOG_LEVEL": LOG_LEVEL, "ACCESS_LOG_LEVEL": ACCESS_LOG_LEV
 
 # One JSON object per line on stderr, from every logger. gunicorn.conf.py hands gunicorn's own
 # loggers to this configuration too.
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "tasks.logging.JSONFormatter"}},

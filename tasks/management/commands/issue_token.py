@@ -1,3 +1,6 @@
+from argparse import ArgumentParser
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -7,11 +10,11 @@ from tasks.authentication import issue_token
 class Command(BaseCommand):
     help = "Print an HS256 bearer token for USER_ID, signed with BETTER_AUTH_SECRET (development)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("user_id")
         parser.add_argument("--ttl", type=int, default=3600, help="Lifetime in seconds.")
 
-    def handle(self, *args, user_id: str, ttl: int, **options):
+    def handle(self, *args: Any, user_id: str, ttl: int, **options: Any) -> None:
         if not settings.BETTER_AUTH_SECRET:
             raise CommandError("BETTER_AUTH_SECRET is not set: there is no key to sign with.")
         if not user_id.strip():

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         "tokens older than the retention get 410 Gone, so no client misses a purged deletion."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         # One retention for both the purge and the 410 rule: a shorter purge would let a
         # still-valid token miss a deletion.
         days = settings.TOMBSTONE_RETENTION_DAYS

@@ -113,7 +113,9 @@ class BetterAuthTokenBackend(TokenBackend):
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("Token is expired") from exc
         except jwt.InvalidTokenError as exc:
-            raise TokenError(f"Token is invalid: {exc}") from exc
+            # PyJWT's message may quote the header, whose text need not even be encodable.
+            reason = str(exc).encode(errors="backslashreplace").decode()
+            raise TokenError(f"Token is invalid: {reason}") from exc
         except (TypeError, ValueError, RecursionError) as exc:
             # A header or claim of an unexpected JSON type, or nested too deep to parse.
             raise TokenError("Token is invalid: malformed header or claims") from exc

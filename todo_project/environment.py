@@ -4,6 +4,7 @@ with one line naming its variable, instead of a silent default, a traceback or a
 import math
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -52,6 +53,16 @@ class Env(environ.Env):  # type: ignore[misc]  # django-environ ships no types
         value: int = super().int(var, default)
         if value < minimum:
             raise ImproperlyConfigured(f"{var}: must be at least {minimum}, not {value}")
+        return value
+
+    def http_url(self, var: str) -> str | None:
+        """An `http://` or `https://` URL with a host, without its trailing slash; None if unset."""
+        value: str = self.str(var, default="").rstrip("/")
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ImproperlyConfigured(f"{var}: not an http(s) URL with a host")
         return value
 
     def db_url(

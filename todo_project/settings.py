@@ -26,8 +26,8 @@ DEBUG = env.bool("DEBUG", default=False)
 # Either or both.
 BETTER_AUTH_SECRET = env.str("BETTER_AUTH_SECRET", default="")
 BETTER_AUTH_SECRET_MIN_LENGTH = 32
-BETTER_AUTH_URL = env.str("BETTER_AUTH_URL", default="").rstrip("/") or None
-BETTER_AUTH_JWKS_URL = env.str("BETTER_AUTH_JWKS_URL", default="") or (
+BETTER_AUTH_URL = env.http_url("BETTER_AUTH_URL")
+BETTER_AUTH_JWKS_URL = env.http_url("BETTER_AUTH_JWKS_URL") or (
     f"{BETTER_AUTH_URL}/api/auth/jwks" if BETTER_AUTH_URL else None
 )
 JWKS_ALGORITHMS = ["EdDSA", "ES256", "ES512", "PS256", "RS256"]  # what Better Auth can sign with

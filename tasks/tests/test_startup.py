@@ -166,6 +166,9 @@ def test_booleans_take_the_usual_spellings(value):
         {"DATABASE_URL": "postgres://root:hunter2@127.0.0.1:port/tasks"},
         {"DATABASE_URL": "mysql://root:hunter2@127.0.0.1/tasks"},
         {"LOG_LEVEL": "LOUD"},
+        {"BETTER_AUTH_URL": "auth.example.com"},
+        {"BETTER_AUTH_JWKS_URL": "https:///api/auth/jwks"},
+        {"BETTER_AUTH_JWKS_URL": "ftp://auth.example.com/jwks"},
     ],
     ids=lambda env: "-".join(f"{k}={v}" for k, v in env.items()),
 )

@@ -5,7 +5,7 @@ import json
 
 import jwt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tasks.authentication import token_backend
@@ -99,6 +99,7 @@ def test_a_deeply_nested_payload_is_401(api_client, db):
     assert_unauthorized(get_tasks(api_client, signed_raw(payload.encode())), token_given=True)
 
 
+@example(overrides={}, header={"crit": ["\ud800"]})
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -63,12 +63,13 @@ def main() -> None:
     from django.core.management import call_command
     from django.core.wsgi import get_wsgi_application
 
+    from tasks import services
     from tasks.authentication import issue_token
     from tasks.models import Task
 
     call_command("migrate", verbosity=0)
     for n in range(100):
-        Task.objects.create_within_limit(limit=1000, user_id="alice", title=f"task {n}")
+        services.task_create(user_id="alice", fields={"title": f"task {n}"}, max_tasks=1000)
     task_id = Task.objects.for_user("alice").values_list("id", flat=True).first()
     application = get_wsgi_application()
     token = issue_token("alice", ttl_seconds=3600)

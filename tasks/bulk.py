@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.fields import empty
 
 from . import in_doubt, services
-from .models import Task, TaskQuerySet
+from .models import Task
 from .serializers import Literal, NewTaskSerializer, StrictUUIDField, TaskSerializer
 
 MAX_OPERATIONS = 100
 
 
-class Absent(serializers.Field):
+class Absent(serializers.Field[Any, Any, Any, Any]):
     """A key the object must not have (`{"not": {}}` in the schema)."""
 
-    def __init__(self, message: str, **kwargs) -> None:
+    def __init__(self, message: str, **kwargs: Any) -> None:
         self.message = message
         super().__init__(required=False, **kwargs)
 
-    def run_validation(self, data=empty):
+    def run_validation(self, data: Any = empty) -> Any:
         if data is empty:
             raise serializers.SkipField()
         raise ValidationError(self.message, code="invalid")
@@ -39,23 +41,23 @@ class TaskChanges(serializers.DictField):
     pass
 
 
-class CreateOperationSerializer(serializers.Serializer):
+class CreateOperationSerializer(serializers.Serializer[Any]):
     """Create a task."""
 
     op = Literal("create")
     id = Absent("A create takes no id.")
-    data = TaskFields()
+    data = TaskFields()  # type: ignore[assignment]  # the operation's `data`, not Serializer.data
 
 
-class UpdateOperationSerializer(serializers.Serializer):
+class UpdateOperationSerializer(serializers.Serializer[Any]):
     """Change some fields of task `id`, as PATCH does."""
 
     op = Literal("update")
     id = StrictUUIDField()
-    data = TaskChanges()
+    data = TaskChanges()  # type: ignore[assignment]  # the operation's `data`, not Serializer.data
 
 
-class TaskOperationSerializer(serializers.Serializer):
+class TaskOperationSerializer(serializers.Serializer[Any]):
     """Delete task `id`, or flip its `completed`."""
 
     op = Literal("delete", "toggle")
@@ -70,27 +72,29 @@ OPERATIONS = {
 }
 
 
-class OperationSerializer(serializers.Serializer):
+class OperationSerializer(serializers.Serializer[Any]):
     """One operation: what else it takes depends on its `op` (documented as their `oneOf`)."""
 
     op = serializers.ChoiceField(choices=list(OPERATIONS))
 
-    def to_internal_value(self, data) -> dict:
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
         operation = OPERATIONS[super().to_internal_value(data)["op"]](data=data)
         operation.is_valid(raise_exception=True)
-        return operation.validated_data
+        validated: dict[str, Any] = operation.validated_data
+        return validated
 
 
-class BulkSerializer(serializers.Serializer):
-    operations = OperationSerializer(many=True, min_length=1, max_length=MAX_OPERATIONS)
+class BulkSerializer(serializers.Serializer[Any]):
+    # ListSerializer arguments, which the stubs do not know
+    operations = OperationSerializer(many=True, min_length=1, max_length=MAX_OPERATIONS)  # type: ignore[call-arg]
 
 
-class BulkResultSerializer(serializers.Serializer):
+class BulkResultSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=[201, 200, 204])
     task = TaskSerializer(allow_null=True)
 
 
-class BulkResponseSerializer(serializers.Serializer):
+class BulkResponseSerializer(serializers.Serializer[Any]):
     results = BulkResultSerializer(many=True)
 
 
@@ -106,15 +110,15 @@ class BulkOperationFailed(APIException):
 
 
 def tasks_bulk(
-    *, tasks: TaskQuerySet, user_id: str, operations: list[dict], max_tasks: int, context: dict
-) -> list[dict]:
+    *, user_id: str, operations: list[dict[str, Any]], max_tasks: int, context: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Apply `operations` in order in one transaction; the first failure rolls all back."""
 
-    def apply_all() -> list[tuple[dict, Task]]:
+    def apply_all() -> list[tuple[dict[str, Any], Task]]:
         applied = []
         for index, operation in enumerate(operations):
             try:
-                applied.append(_apply(tasks, user_id, operation, max_tasks, context))
+                applied.append(_apply(user_id, operation, max_tasks, context))
             except Task.DoesNotExist:
                 raise BulkOperationFailed(index, NotFound()) from None
             except APIException as error:
@@ -126,16 +130,19 @@ def tasks_bulk(
     return [result for result, _ in applied]
 
 
-def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict):
+def _apply(
+    user_id: str, operation: dict[str, Any], max_tasks: int, context: dict[str, Any]
+) -> tuple[dict[str, Any], Task]:
     """The operation's result, and the row it wrote."""
     op, task_id = operation["op"], operation.get("id")
     if op == "delete":
-        tombstone = services.task_delete(tasks=tasks, task_id=task_id)
+        tombstone = services.task_delete(user_id=user_id, task_id=task_id)
         return {"status": status.HTTP_204_NO_CONTENT, "task": None}, tombstone
     if op == "toggle":
-        task = services.task_toggle(tasks=tasks, task_id=task_id)
+        task = services.task_toggle(user_id=user_id, task_id=task_id)
         data = TaskSerializer(task, context=context).data
         return {"status": status.HTTP_200_OK, "task": data}, task
+    serializer: serializers.Serializer[Any]
     if op == "create":
         serializer = NewTaskSerializer(data=operation["data"], context=context)
     else:
@@ -146,10 +153,10 @@ def _apply(tasks, user_id: str, operation: dict, max_tasks: int, context: dict):
         task = services.task_create(
             user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
         )
-        code = status.HTTP_201_CREATED
+        code: int = status.HTTP_201_CREATED
     else:
         task = services.task_update(
-            tasks=tasks, task_id=task_id, changes=serializer.validated_data, versions=None
+            user_id=user_id, task_id=task_id, changes=serializer.validated_data, versions=None
         )
         code = status.HTTP_200_OK
     return {"status": code, "task": TaskSerializer(task, context=context).data}, task

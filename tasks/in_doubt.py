@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -56,11 +57,11 @@ class WriteOutcomeUnknown(APIException):
 class Stamp:
     """What a write leaves behind: `field` = `value` on the rows of `rows` it changed."""
 
-    rows: QuerySet
+    rows: QuerySet[Any]
     value: datetime
     field: str = "updated_at"
 
-    def written(self) -> list | None:
+    def written(self) -> list[Any] | None:
         """The rows as this write left them; None if it was not applied. Raises
         WriteOutcomeUnknown when a later write (a newer stamp) may have replaced its own."""
         found = list(self.rows.filter(**{f"{self.field}__gte": self.value}))
@@ -72,7 +73,9 @@ class Stamp:
         return None
 
 
-def statement(write: Callable[[], T], stamp: Callable[[], Stamp], answer: Callable[[list], T]) -> T:
+def statement(
+    write: Callable[[], T], stamp: Callable[[], Stamp], answer: Callable[[list[Any]], T]
+) -> T:
     """`write()`, one autocommitted statement that stamps the rows of `stamp()`. If the
     connection died while it was in flight: `answer(rows as written)` if it was applied, else
     the error."""
@@ -114,7 +117,7 @@ def atomic(block: Callable[[], T], stamp_of: Callable[[T], Stamp]) -> T:
     return result[0]
 
 
-def _drop_if_closed_by_server(connection) -> None:
+def _drop_if_closed_by_server(connection: BaseDatabaseWrapper) -> None:
     """Close a kept connection that the server closed while it was idle (after a failover,
     every kept connection): it is readable (end of file, or the server's farewell). A write sent
     on it could not arrive, yet would look in doubt; on a new connection it is sent to the new
@@ -127,14 +130,14 @@ def _drop_if_closed_by_server(connection) -> None:
         connection.close()
 
 
-def _lost(connection) -> bool:
+def _lost(connection: BaseDatabaseWrapper) -> bool:
     """Whether the connection broke (Django closes it when the COMMIT's rollback also fails)."""
     return connection.vendor == "postgresql" and (
         connection.connection is None or connection.connection.broken
     )
 
 
-def _looked_up(stamp: Stamp) -> list | None:
+def _looked_up(stamp: Stamp) -> list[Any] | None:
     """`stamp.written()` on a new connection (libpq's `target_session_attrs` finds the primary),
     retried until RESOLVE_WITHIN_SECONDS have passed."""
     connection = connections[DEFAULT_DB_ALIAS]

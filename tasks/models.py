@@ -1,12 +1,10 @@
+from __future__ import annotations
+
 import uuid
-from functools import cache
 
-from django.db import connections, models
-from django.db.models import F, Q, Value, sql
+from django.db import models
+from django.db.models import Q
 from django.utils import timezone
-
-from . import in_doubt
-from .compiled import CompiledQueries, fetch_instances
 
 TITLE_MAX_LENGTH = 255
 DETAILS_MAX_LENGTH = 10_000
@@ -29,150 +27,21 @@ class Priority(models.IntegerChoices):
     HIGH = 3, "high"
 
 
-class NextChangeSeq(models.Func):
-    """The change sequence number a write stamps on a row, for incremental sync; `owner` is the
-    row's user id (a column reference in an UPDATE, a value in an INSERT).
-
-    PostgreSQL: the writing transaction's id. A reader only hands out changes below the oldest
-    transaction still in progress (see tasks.sync), so a change that commits late is never
-    skipped. SQLite has one writer at a time, so the owner's `max + 1` (an index lookup) is
-    already in commit order.
-    """
-
-    output_field = models.BigIntegerField()
-
-    def __init__(self, owner) -> None:
-        super().__init__(owner)
-
-    def as_sql(self, compiler, connection, **extra):
-        owner, params = compiler.compile(self.source_expressions[0])
-        table = connection.ops.quote_name(Task._meta.db_table)
-        return (
-            f"(SELECT COALESCE(MAX(seq.change_seq), 0) + 1 FROM {table} AS seq"  # noqa: S608
-            f" WHERE seq.user_id = {owner})",
-            params,
-        )
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return "pg_current_xact_id()::text::bigint", []
-
-
-class TaskQuerySet(models.QuerySet):
-    # Set on the queryset `for_user()` returns; a queryset derived from it (filtered, ordered…)
-    # is a new object without it.
-    owner: str | None = None
-
-    def for_user(self, user_id: str) -> "TaskQuerySet":
-        """The live tasks owned by `user_id`: the ownership rule every read and write goes
-        through (deleted tasks are tombstones, seen only by incremental sync)."""
-        if self.query.where:
-            return self.filter(user_id=user_id, deleted_at__isnull=True)
-        # The filter is added to the query when something reads it (Django's related managers
-        # defer theirs the same way): `fetch()` from compiled SQL never does.
-        self._defer_next_filter = True
-        owned = self.filter(user_id=user_id, deleted_at__isnull=True)
-        owned.owner = user_id
-        return owned
-
-    def fetch(self, shape, build, **values) -> list["Task"]:
-        """The rows of `build(self, **values)`: a queryset, or a pair (queryset, changes) to
-        update them with, returning them. When this queryset is exactly `for_user(owner)`,
-        from SQL compiled once per `shape` (see tasks.compiled): `build` may use nothing but
-        its arguments, each value named after the field it goes to."""
-        if self.owner is None:
-            built = build(self, **values)
-            if isinstance(built, tuple):
-                queryset, changes = built
-                return queryset.update_returning(**changes)
-            return list(built)
-        return COMPILED.rows(
-            shape,
-            lambda user_id, **values: build(Task.objects.for_user(user_id), **values),
-            using=self.db,
-            user_id=self.owner,
-            **values,
-        )
-
-    def changes_for_user(self, user_id: str) -> "TaskQuerySet":
-        """Everything of `user_id`'s that incremental sync reports: live tasks and tombstones."""
-        return self.filter(user_id=user_id)
-
-    def update_returning(self, **values) -> list["Task"]:
-        """`UPDATE … RETURNING` the matched rows: one statement, no read-modify-write race.
-
-        Django's `update()` returns only a count, so fetching the new row would take a second
-        query (and could see a later write).
-        """
-        return fetch_instances(self.model, self.db, *self.update_returning_sql(values))
-
-    def update_returning_sql(self, values: dict) -> tuple[str, list]:
-        query = self.query.chain(sql.UpdateQuery)
-        query.add_update_values({"change_seq": NextChangeSeq(F("user_id")), **values})
-        update_sql, params = query.get_compiler(self.db).as_sql()
-        return f"{update_sql} RETURNING {self._columns()}", params
-
-    def create_within_limit(self, *, limit: int, **fields) -> "Task | None":
-        """Insert a task unless its owner already has `limit` live tasks, in one statement
-        (the count is a row of `task_counts`, which triggers keep)."""
-        task = self.model(**fields)
-        connection = connections[self.db]
-        compiler = self.query.get_compiler(self.db)
-        concrete = self.model._meta.concrete_fields
-        selected, params = [], []
-        for field, placeholder in zip(concrete, _insert_placeholders(self.db), strict=True):
-            if field.attname == "change_seq":
-                fragment, fragment_params = compiler.compile(NextChangeSeq(Value(task.user_id)))
-            else:
-                value = field.pre_save(task, add=True)
-                fragment = placeholder
-                fragment_params = [field.get_db_prep_save(value, connection)]
-            selected.append(fragment)
-            params += fragment_params
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        counts = connection.ops.quote_name(TaskCount._meta.db_table)
-        # Identifiers come from the model's metadata; every value is a bound parameter.
-        statement = (
-            f"INSERT INTO {table} ({self._columns()}) SELECT {', '.join(selected)} "  # noqa: S608
-            f"WHERE COALESCE((SELECT SUM(live) FROM {counts} WHERE user_id = %s), 0)"
-            f" < {typed(connection, 'bigint')}"
-        )
-
-        def insert() -> bool:
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [*params, task.user_id, limit])
-                return cursor.rowcount == 1
-
-        def stamp() -> in_doubt.Stamp:
-            return in_doubt.Stamp(self.model.objects.filter(pk=task.pk), task.updated_at)
-
-        if not in_doubt.statement(insert, stamp, answer=bool):
-            return None
-        task._state.adding = False
-        task._state.db = self.db
-        return task
-
-    def _columns(self) -> str:
-        quote = connections[self.db].ops.quote_name
-        return ", ".join(quote(field.column) for field in self.model._meta.concrete_fields)
+class TaskQuerySet(models.QuerySet["Task"]):
+    def for_user(self, user_id: str, *, tombstones: bool = False) -> TaskQuerySet:
+        """The tasks owned by `user_id`: the ownership rule every read and write goes through.
+        Deleted tasks are tombstones, left out unless `tombstones` (incremental sync reports
+        them)."""
+        owned = Q(user_id=user_id) if tombstones else Q(user_id=user_id, deleted_at__isnull=True)
+        if not self.query.where:
+            # Added to the query when something reads it (Django's related managers defer
+            # theirs the same way): a list page read from compiled SQL (tasks.statements) never
+            # does, and building the filter is most of what `for_user` costs.
+            self._defer_next_filter = True
+        return self.filter(owned)
 
 
 LIVE = Q(deleted_at__isnull=True)
-
-
-@cache
-def _insert_placeholders(using: str) -> list[str]:
-    """Each concrete field's placeholder in create_within_limit's SELECT list."""
-    connection = connections[using]
-    return [
-        typed(connection, field.cast_db_type(connection)) for field in Task._meta.concrete_fields
-    ]
-
-
-def typed(connection, db_type: str) -> str:
-    """A placeholder with its type on PostgreSQL, where a prepared statement (server-side
-    binding, DATABASE_PREPARED_STATEMENTS) cannot infer a SELECT-list parameter's type. SQLite
-    needs none, and its CAST to a date type would turn the text into a number."""
-    return f"CAST(%s AS {db_type})" if connection.vendor == "postgresql" else "%s"
 
 
 class Task(models.Model):
@@ -205,6 +74,12 @@ class Task(models.Model):
     next_occurrence_id = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
+
+    # The editable fields a delete keeps (every other one is erased in the tombstone), and those
+    # the next occurrence of a recurring task sets itself (every other one is copied to it): a
+    # new editable field is erased by a delete and copied by a recurrence unless named here.
+    KEPT_BY_DELETE = frozenset({"completed", "priority", "position"})
+    SET_BY_NEXT_OCCURRENCE = frozenset({"completed", "recurrence", "due_at", "position"})
 
     class Meta:
         db_table = "tasks"
@@ -286,6 +161,3 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
-
-
-COMPILED = CompiledQueries(Task)

@@ -12,17 +12,27 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signing import BadSignature, Signer
-from django.db.models import F, Q
+from django.db.models import Field, QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
+
+from . import selectors
+from .models import Task
+from .selectors import DEFAULT_ORDERING, ORDERINGS, Key
+
+if TYPE_CHECKING:
+    from .views import TaskViewSet
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -35,61 +45,9 @@ SIGNED_TOKEN_SCHEMA = {
     "maxLength": 512,
     "pattern": "^[A-Za-z0-9_:-]+$",
 }
-NOTHING = Q(pk__in=[])
 # Only cursors this service issued are accepted (a forged one could only point into the caller's
 # own tasks, but the contract says 422).
 CURSOR_SIGNER = Signer(salt="tasks.pagination.cursor")
-
-
-@dataclass(frozen=True)
-class Key:
-    """One column of a sort order. A nullable column sorts its nulls last (first when the
-    order is read backwards, for `previous` pages)."""
-
-    field: str
-    descending: bool
-    nullable: bool = False
-    nulls_first: bool = False
-
-    def flipped(self) -> Key:
-        return replace(self, descending=not self.descending, nulls_first=not self.nulls_first)
-
-    def order_by(self):
-        expression = F(self.field)
-        if not self.nullable:
-            return expression.desc() if self.descending else expression.asc()
-        nulls = {"nulls_first": True} if self.nulls_first else {"nulls_last": True}
-        return expression.desc(**nulls) if self.descending else expression.asc(**nulls)
-
-    def beyond(self, value) -> Q:
-        """Rows strictly after `value` in this column's order."""
-        if value is None:
-            return Q(**{f"{self.field}__isnull": False}) if self.nulls_first else NOTHING
-        after = Q(**{f"{self.field}__{'lt' if self.descending else 'gt'}": value})
-        if self.nullable and not self.nulls_first:
-            after |= Q(**{f"{self.field}__isnull": True})
-        return after
-
-    def equal(self, value) -> Q:
-        return Q(**{f"{self.field}__isnull": True}) if value is None else Q(**{self.field: value})
-
-
-def ordered(field: str, descending: bool, nullable: bool = False) -> tuple[Key, ...]:
-    # The primary key breaks ties, so the order is total and no row is seen twice.
-    return (Key(field, descending, nullable), Key("id", descending))
-
-
-ORDERINGS = {
-    "-created_at": ordered("created_at", True),
-    "created_at": ordered("created_at", False),
-    "due_at": ordered("due_at", False, nullable=True),
-    "-due_at": ordered("due_at", True, nullable=True),
-    "priority": ordered("priority", False),
-    "-priority": ordered("priority", True),
-    "position": ordered("position", False),
-    "-updated_at": ordered("updated_at", True),
-}
-DEFAULT_ORDERING = "-created_at"
 
 
 @dataclass(frozen=True)
@@ -97,7 +55,7 @@ class Cursor:
     """A position: the ordering, the sort key of a row, and whether to read backwards."""
 
     ordering: str
-    position: tuple
+    position: tuple[Any, ...]
     reverse: bool = False
 
     def encode(self) -> str:
@@ -113,15 +71,26 @@ class KeysetPagination(BasePagination):
     page_size_query_param = "page_size"
     ordering_query_param = "ordering"
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(  # type: ignore[override]  # pages of tasks only
+        self, queryset: QuerySet[Task], request: Request, view: APIView | None = None
+    ) -> list[Task]:
+        """A page of the caller's tasks: of `queryset` if the view filtered the list (read
+        through the ORM), else of all of them (from compiled SQL)."""
         self.request = request
+        user_id: str = request.user.id  # type: ignore[assignment]
         self.page_size = self.get_page_size(request)
         self.ordering = self.get_ordering(request)
-        cursor = self.decode_cursor(request, queryset.model)
+        cursor = self.decode_cursor(request)
         keys = ORDERINGS[self.ordering]
         if cursor and cursor.reverse:
             keys = tuple(key.flipped() for key in keys)
-        rows = page(queryset, keys, cursor.position if cursor else None, self.page_size + 1)
+        rows = selectors.task_page(
+            user_id=user_id,
+            filtered=queryset if cast("TaskViewSet", view).list_is_filtered() else None,
+            keys=keys,
+            position=cursor.position if cursor else None,
+            limit=self.page_size + 1,
+        )
         has_more = len(rows) > self.page_size
         rows = rows[: self.page_size]
         if cursor and cursor.reverse:
@@ -135,7 +104,7 @@ class KeysetPagination(BasePagination):
             )
         return rows
 
-    def get_paginated_response(self, data) -> Response:
+    def get_paginated_response(self, data: Any) -> Response:
         return Response(
             {
                 "results": data,
@@ -144,7 +113,7 @@ class KeysetPagination(BasePagination):
             }
         )
 
-    def get_page_size(self, request) -> int:
+    def get_page_size(self, request: Request) -> int:
         """`page_size`: a positive integer in decimal digits; any above the cap is the cap."""
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
@@ -158,8 +127,8 @@ class KeysetPagination(BasePagination):
             return MAX_PAGE_SIZE
         return min(int(digits), MAX_PAGE_SIZE)
 
-    def get_ordering(self, request) -> str:
-        ordering = request.query_params.get(self.ordering_query_param, DEFAULT_ORDERING)
+    def get_ordering(self, request: Request) -> str:
+        ordering: str = request.query_params.get(self.ordering_query_param, DEFAULT_ORDERING)
         if ordering not in ORDERINGS:
             raise ValidationError(
                 {self.ordering_query_param: [f"Must be one of: {', '.join(ORDERINGS)}."]},
@@ -167,7 +136,7 @@ class KeysetPagination(BasePagination):
             )
         return ordering
 
-    def decode_cursor(self, request, model) -> Cursor | None:
+    def decode_cursor(self, request: Request) -> Cursor | None:
         raw = request.query_params.get(self.cursor_query_param)
         if raw is None:
             return None
@@ -180,9 +149,7 @@ class KeysetPagination(BasePagination):
                 raise ValueError
             if not isinstance(reverse, bool):
                 raise ValueError
-            position = tuple(
-                _decode(model, key, value) for key, value in zip(keys, values, strict=True)
-            )
+            position = tuple(_decode(key, value) for key, value in zip(keys, values, strict=True))
         except (
             ValueError, TypeError, KeyError, binascii.Error, DjangoValidationError, BadSignature
         ):  # fmt: skip
@@ -191,7 +158,7 @@ class KeysetPagination(BasePagination):
             ) from None
         return Cursor(self.ordering, position, reverse)
 
-    def cursor_at(self, row, reverse: bool = False) -> Cursor:
+    def cursor_at(self, row: Task, reverse: bool = False) -> Cursor:
         position = tuple(getattr(row, key.field) for key in ORDERINGS[self.ordering])
         return Cursor(self.ordering, position, reverse)
 
@@ -202,9 +169,10 @@ class KeysetPagination(BasePagination):
 
     @cached_property
     def url(self) -> str:
-        return self.request.build_absolute_uri()
+        url: str = self.request.build_absolute_uri()
+        return url
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         return [
             {
                 "name": self.cursor_query_param,
@@ -231,7 +199,7 @@ class KeysetPagination(BasePagination):
             },
         ]
 
-    def get_paginated_response_schema(self, schema):
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": "object",
             "required": ["results", "next", "previous"],
@@ -243,50 +211,15 @@ class KeysetPagination(BasePagination):
         }
 
 
-def _decode(model, key: Key, value):
+def _decode(key: Key, value: object) -> Any:
     if value is None:
         if not key.nullable:
             raise ValueError
         return None
     if not isinstance(value, str):
         raise ValueError
-    decoded = model._meta.get_field(key.field).to_python(value)
+    field = cast("Field[Any, Any]", Task._meta.get_field(key.field))
+    decoded = field.to_python(value)
     if decoded is None:
         raise ValueError
     return decoded
-
-
-def page(queryset, keys: tuple[Key, ...], position: tuple | None, limit: int) -> list:
-    """The first `limit` rows of `queryset` in the order of `keys` (after `position`, if any)."""
-    values = {}
-    if position is not None:
-        pairs = zip(keys, position, strict=True)
-        values = {key.field: value for key, value in pairs if value is not None}
-
-    def build(rows, **values):
-        if position is not None:
-            rows = rows.filter(rows_after(keys, tuple(values.get(key.field) for key in keys)))
-        return rows.order_by(*(key.order_by() for key in keys))[:limit]
-
-    # Everything the SQL depends on besides the values: which of them are null, and the limit.
-    shape = ("page", keys, position and tuple(value is None for value in position), limit)
-    return queryset.fetch(shape, build, **values)
-
-
-def rows_after(keys: tuple[Key, ...], position: tuple) -> Q:
-    """Rows strictly after `position` in the order of `keys`, as a lexicographic comparison.
-
-    For a non-nullable first column, the extra `first <= value` (or `>=`) is implied by the
-    rest; it is there so that the planner uses it as an index bound instead of filtering every
-    row from the start.
-    """
-    pairs = list(zip(keys, position, strict=True))
-    last_key, last_value = pairs[-1]
-    after = last_key.beyond(last_value)
-    for key, value in reversed(pairs[:-1]):
-        after = key.beyond(value) | (key.equal(value) & after)
-    first_key, first_value = pairs[0]
-    if first_key.nullable:
-        return after
-    bound = "lte" if first_key.descending else "gte"
-    return Q(**{f"{first_key.field}__{bound}": first_value}) & after

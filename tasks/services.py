@@ -1,9 +1,10 @@
-"""Task operations that are more than CRUD; each is one function doing its work in the database.
+"""Writes: each task operation is one function doing its work in the database.
 
-Each takes `tasks`, the caller's queryset (ownership is already in it), and, for writes,
-`versions`: the versions named by an `If-Match` header (None: unconditional; `ANY_VERSION`: the
-task must merely exist). A conditional write is one compare-and-set statement, so a stale
-writer gets 412 and changes nothing.
+Each takes the caller's `user_id` (ownership is `Task.objects.for_user`, applied in here) and,
+for writes to one task, `versions`: the versions named by an `If-Match` header (None:
+unconditional; `ANY_VERSION`: the task must merely exist). A conditional write is one
+compare-and-set statement, so a stale writer gets 412 and changes nothing. The SQL of the hot
+writes is tasks.statements'.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 import orjson
 from django.db import IntegrityError
-from django.db.models import Case, Count, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 
-from . import in_doubt, positions, recurrence
-from .models import RECURRENCE_CHECK, IdempotencyKey, NextChangeSeq, Task, TaskQuerySet
+from . import in_doubt, positions, recurrence, statements
+from .models import RECURRENCE_CHECK, IdempotencyKey, Task, TaskQuerySet
 
 ANY_VERSION = "*"
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
@@ -64,83 +66,42 @@ def _refused_by_check(error: IntegrityError) -> Exception:
     return error
 
 
-def _task_id(task_id) -> uuid.UUID:
+def _task_id(task_id: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(task_id))
     except ValueError:
         raise Task.DoesNotExist from None
 
 
-def _one_task(tasks: TaskQuerySet, task_id) -> TaskQuerySet:
+def _one_task(tasks: TaskQuerySet, task_id: object) -> TaskQuerySet:
     return tasks.filter(pk=_task_id(task_id))
 
 
-def _missing_or_stale(tasks: TaskQuerySet, task_id) -> Exception:
+def _missing_or_stale(user_id: str, task_id: object, *, non_recurring: bool = False) -> Exception:
     """Why a conditional write matched nothing (only asked on that failure path)."""
-    if _one_task(tasks, task_id).exists():
+    tasks = Task.objects.for_user(user_id)
+    if _one_task(tasks.filter(recurrence="") if non_recurring else tasks, task_id).exists():
         return PreconditionFailed()
     return Task.DoesNotExist()
 
 
-def _completion(completed, now: datetime) -> dict:
-    """The `completed_at` that goes with a new `completed` value, in the same UPDATE: kept if
-    the task was already completed, `now` when it becomes so, cleared when it is reopened."""
-    becomes_completed = completed if isinstance(completed, bool) else None
-    if becomes_completed is False:
-        return {"completed_at": None}
-    if becomes_completed is True:
-        kept = When(completed=True, then=F("completed_at"))
-        return {"completed_at": Case(kept, default=Value(now))}
-    # A toggle: the new value is NOT the old one.
-    return {"completed_at": Case(When(completed=True, then=Value(None)), default=Value(now))}
-
-
 def _written(
-    tasks: TaskQuerySet, task_id, versions: Versions, *, non_recurring: bool = False, **values
+    user_id: str, task_id: object, versions: Versions, *, non_recurring: bool = False, **values: Any
 ) -> tuple[Task, bool]:
     """Apply `values` in one `UPDATE … RETURNING` (to a task without a recurrence rule only,
     with `non_recurring`); also says whether the task just became completed (its
-    `completed_at` is this write's timestamp).
-
-    The statement is compiled once per shape (tasks.compiled): values are bound parameters,
-    except those that change the SQL (None, booleans, expressions), which are part of the shape.
-    """
+    `completed_at` is this write's timestamp)."""
     if versions is not None and versions != ANY_VERSION and not versions:
-        raise _missing_or_stale(tasks, task_id)  # an If-Match that no version can match
+        raise _missing_or_stale(user_id, task_id)  # an If-Match that no version can match
     matched = sorted(set(versions)) if isinstance(versions, list) else []
-    bound = {name: value for name, value in values.items() if _bindable(value)}
-    fixed = {name: value for name, value in values.items() if name not in bound}
-
-    def build(tasks, pk, updated_at, **bound):
-        matching = tasks.filter(pk=pk)
-        if non_recurring:
-            matching = matching.filter(recurrence="")
-        if matched:
-            versions = [bound.pop(f"version__{i}") for i in range(len(matched))]
-            matching = matching.filter(version__in=versions)
-        changes = {**fixed, **bound}
-        if "completed" in changes:
-            changes |= _completion(changes["completed"], updated_at)
-        return matching, {**changes, "version": F("version") + 1, "updated_at": updated_at}
-
-    shape = (
-        "update",
-        non_recurring,
-        len(matched),
-        tuple(sorted(bound)),
-        tuple(sorted(fixed.items(), key=lambda item: item[0])),
-    )
+    shape = statements.UpdateShape(non_recurring=non_recurring, versions=len(matched))
     now = timezone.now()
     pk = _task_id(task_id)
+    values |= {f"version__{i}": version for i, version in enumerate(matched)}
     try:
-        updated = in_doubt.statement(
-            lambda: tasks.fetch(
-                shape,
-                build,
-                pk=pk,
-                updated_at=now,
-                **bound,
-                **{f"version__{i}": version for i, version in enumerate(matched)},
+        updated: list[Task] = in_doubt.statement(
+            lambda: statements.run_compiled(
+                statements.update, shape, user_id=user_id, pk=pk, updated_at=now, **values
             ),
             lambda: in_doubt.Stamp(Task.objects.filter(pk=pk), now),
             answer=list,
@@ -148,7 +109,7 @@ def _written(
     except IntegrityError as error:
         raise _refused_by_check(error) from None
     if not updated:
-        raise _missing_or_stale(tasks.filter(recurrence="") if non_recurring else tasks, task_id)
+        raise _missing_or_stale(user_id, task_id, non_recurring=non_recurring)
     task = updated[0]
     return task, task.completed and task.completed_at == now
 
@@ -158,47 +119,48 @@ def task_stamp(task: Task) -> in_doubt.Stamp:
     return in_doubt.Stamp(Task.objects.filter(pk=task.pk), task.updated_at)
 
 
-def _bindable(value) -> bool:
-    return not (value is None or isinstance(value, bool) or hasattr(value, "resolve_expression"))
-
-
-def _completing(tasks: TaskQuerySet, task_id, versions: Versions, **values) -> Task:
+def _completing(user_id: str, task_id: object, versions: Versions, **values: Any) -> Task:
     """A write that may complete a task. A non-recurring task (the common case) is one
     statement; a recurring one is locked, written and followed by its next occurrence in one
     transaction, so the next occurrence is created exactly once however many completes race."""
     if not values.get("recurrence"):  # a write that adds a rule takes the locked path
         try:
-            task, _ = _written(tasks, task_id, versions, non_recurring=True, **values)
+            task, _ = _written(user_id, task_id, versions, non_recurring=True, **values)
             return task
         except Task.DoesNotExist:
             pass  # missing, or recurring: find out under the lock
 
     def locked() -> Task:
-        list(_one_task(tasks, task_id).select_for_update())
-        task, just_completed = _written(tasks, task_id, versions, **values)
+        list(_one_task(Task.objects.for_user(user_id), task_id).select_for_update())
+        task, just_completed = _written(user_id, task_id, versions, **values)
         if just_completed and task.recurrence and task.next_occurrence_id is None:
             following = _create_next_occurrence(task)
             if following is not None:
-                task, _ = _written(tasks, task.pk, None, next_occurrence_id=following.pk)
-                task.next_occurrence = following
+                task, _ = _written(user_id, task.pk, None, next_occurrence_id=following.pk)
+                task.next_occurrence = following  # type: ignore[attr-defined]
         return task
 
     return in_doubt.atomic(locked, task_stamp)
+
+
+# The fields the next occurrence of a recurring task copies (see Task.SET_BY_NEXT_OCCURRENCE).
+COPIED_BY_NEXT_OCCURRENCE = tuple(
+    field.attname
+    for field in Task._meta.concrete_fields
+    if field.editable and field.name not in Task.SET_BY_NEXT_OCCURRENCE
+)
 
 
 def _create_next_occurrence(task: Task) -> Task | None:
     due_at = recurrence.next_due(task.recurrence, task.due_at)
     if due_at is None:  # the rule is exhausted (COUNT or UNTIL)
         return None
-    # Through create_within_limit so the row gets its change_seq; the next occurrence replaces
+    # Through insert_within_limit so the row gets its change_seq; the next occurrence replaces
     # the completed one in the series, so the per-user cap does not stop it.
-    return Task.objects.create_within_limit(
+    return statements.insert_within_limit(
         limit=UNLIMITED,
         user_id=task.user_id,
-        title=task.title,
-        details=task.details,
-        priority=task.priority,
-        labels=task.labels,
+        **{name: getattr(task, name) for name in COPIED_BY_NEXT_OCCURRENCE},
         recurrence=_remaining(task.recurrence),
         due_at=due_at,
         position=positions.for_new_task(),
@@ -215,55 +177,63 @@ def _remaining(rule: str) -> str:
     return ";".join(parts)
 
 
-def task_update(*, tasks: TaskQuerySet, task_id, changes: dict, versions: Versions) -> Task:
+def task_update(
+    *, user_id: str, task_id: object, changes: dict[str, Any], versions: Versions
+) -> Task:
     """Apply validated field changes (PUT or PATCH) in one `UPDATE … RETURNING`."""
     if changes.get("completed"):
-        return _completing(tasks, task_id, versions, **changes)
-    return _written(tasks, task_id, versions, **changes)[0]
+        return _completing(user_id, task_id, versions, **changes)
+    return _written(user_id, task_id, versions, **changes)[0]
 
 
-def task_toggle(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> Task:
+def task_toggle(*, user_id: str, task_id: object, versions: Versions = None) -> Task:
     """Flip `completed` in one `UPDATE … SET completed = NOT completed … RETURNING`.
 
     Two concurrent toggles both apply: the database serialises them on the row lock, neither
     reads a stale value.
     """
-    return _completing(tasks, task_id, versions, completed=~F("completed"))
+    return _completing(user_id, task_id, versions, completed=~F("completed"))
 
 
-TOMBSTONE = {"title": "", "details": "", "labels": [], "recurrence": "", "due_at": None}
+# What a delete writes over a task's contents (see Task.KEPT_BY_DELETE): each erased field's
+# empty value.
+TOMBSTONE: dict[str, Any] = {
+    field.attname: None if field.null else field.get_default()
+    for field in Task._meta.concrete_fields
+    if field.editable and field.name not in Task.KEPT_BY_DELETE
+}
 
 
-def task_delete(*, tasks: TaskQuerySet, task_id, versions: Versions = None) -> Task:
+def task_delete(*, user_id: str, task_id: object, versions: Versions = None) -> Task:
     """Leave a tombstone (contents erased) for incremental sync; it is gone from every read.
     Returns the tombstone."""
-    return _written(tasks, task_id, versions, deleted_at=timezone.now(), **TOMBSTONE)[0]
+    return _written(user_id, task_id, versions, deleted_at=timezone.now(), **TOMBSTONE)[0]
 
 
-def tasks_clear_completed(*, tasks: TaskQuerySet) -> int:
+def tasks_clear_completed(*, user_id: str) -> int:
     """Delete the caller's completed tasks, as Google Tasks' `clear` does; returns how many."""
     now = timezone.now()
-    cleared = in_doubt.statement(
-        lambda: tasks.filter(completed=True).update_returning(
-            deleted_at=now, updated_at=now, version=F("version") + 1, **TOMBSTONE
+    changes = {"deleted_at": now, "updated_at": now, "version": F("version") + 1, **TOMBSTONE}
+    cleared: list[Task] = in_doubt.statement(
+        lambda: statements.update_returning(
+            Task.objects.for_user(user_id).filter(completed=True), changes
         ),
-        # `tasks` is the owner's `for_user()` queryset, which the tombstones have left.
         lambda: in_doubt.Stamp(
-            Task.objects.changes_for_user(tasks.owner).filter(deleted_at=now), now
+            Task.objects.for_user(user_id, tombstones=True).filter(deleted_at=now), now
         ),
         answer=list,
     )
     return len(cleared)
 
 
-def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
+def task_create(*, user_id: str, fields: dict[str, Any], max_tasks: int) -> Task:
     """A new task for `user_id`, unless they already have `max_tasks` (409, nothing stored)."""
     now = timezone.now()
     fields = {"position": positions.for_new_task(), "created_at": now, **fields}
     if fields.get("completed"):
         fields["completed_at"] = now
     try:
-        task = Task.objects.create_within_limit(limit=max_tasks, user_id=user_id, **fields)
+        task = statements.insert_within_limit(limit=max_tasks, user_id=user_id, **fields)
     except IntegrityError as error:
         raise _refused_by_check(error) from None
     if task is None:
@@ -271,9 +241,12 @@ def task_create(*, user_id: str, fields: dict, max_tasks: int) -> Task:
     return task
 
 
-def task_move(*, tasks: TaskQuerySet, task_id, after_id) -> Task:
+def task_move(*, user_id: str, task_id: object, after_id: uuid.UUID | None) -> Task:
     """Put a task right after another (`after_id`), or first (None): one row rewritten, unless
     the keys around it have run out of room and the user's keys are spread out again."""
+    if after_id is not None and str(after_id) == str(task_id):
+        raise ValidationError({"after": ["A task cannot be moved after itself."]})
+    tasks = Task.objects.for_user(user_id)
 
     def locked() -> Task:
         moving = _one_task(tasks, task_id).select_for_update().get()
@@ -283,13 +256,13 @@ def task_move(*, tasks: TaskQuerySet, task_id, after_id) -> Task:
             if key is not None and len(key) <= positions.MAX_KEY_LENGTH:
                 break
             _rebalance(tasks)
-        task, _ = _written(tasks, moving.pk, None, position=key)
+        task, _ = _written(user_id, moving.pk, None, position=key)
         return task
 
     return in_doubt.atomic(locked, task_stamp)
 
 
-def _key_after(others: TaskQuerySet, after_id) -> str | None:
+def _key_after(others: TaskQuerySet, after_id: uuid.UUID | None) -> str | None:
     """A key for the gap after `after_id` (None: the start); None if the gap has no room."""
     if after_id is None:
         return positions.first(others.values_list("position", flat=True).first())
@@ -313,10 +286,10 @@ def _rebalance(tasks: TaskQuerySet) -> None:
         task.position = key
     Task.objects.bulk_update(ordered, ["position"], batch_size=1000)
     # Sync clients and ETag holders must see the new positions as changes.
-    tasks.update(change_seq=NextChangeSeq(F("user_id")), version=F("version") + 1)
+    tasks.update(change_seq=statements.NextChangeSeq(F("user_id")), version=F("version") + 1)
 
 
-def request_fingerprint(data: dict) -> str:
+def request_fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -325,8 +298,8 @@ def task_create_idempotent(
     user_id: str,
     key: str,
     fingerprint: str,
-    create: Callable[[], dict],
-) -> tuple[dict, bool]:
+    create: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
     """Run `create` once per (user, key) within 24 h; returns (response, replayed).
 
     The key row is inserted in the same transaction as the task, so a concurrent duplicate
@@ -356,18 +329,3 @@ def task_create_idempotent(
     if record.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     return record.response, True
-
-
-def tasks_stats(*, tasks: TaskQuerySet, today_start: datetime, today_end: datetime) -> dict:
-    """Counts for the caller's tasks, in one aggregate query."""
-    now = timezone.now()
-    open_ = Q(completed=False)
-    # Aliases may not shadow field names (`completed`), hence the `n_` prefix.
-    counts = tasks.aggregate(
-        n_total=Count("id"),
-        n_open=Count("id", filter=open_),
-        n_completed=Count("id", filter=Q(completed=True)),
-        n_overdue=Count("id", filter=open_ & Q(due_at__lt=now)),
-        n_due_today=Count("id", filter=open_ & Q(due_at__gte=today_start, due_at__lt=today_end)),
-    )
-    return {name.removeprefix("n_"): count for name, count in counts.items()}

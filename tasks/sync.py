@@ -1,6 +1,6 @@
 """Incremental sync: `GET /v1/tasks/changes?since=<token>`.
 
-Every write stamps the row with `change_seq` (see models.NextChangeSeq), deletes leave
+Every write stamps the row with `change_seq` (see statements.NextChangeSeq), deletes leave
 tombstones, and a page of changes is the caller's rows after the token's `(change_seq, id)`,
 oldest first. On PostgreSQL `change_seq` is the writing transaction's id, and only rows below
 the oldest transaction still in progress are handed out: a transaction that started earlier
@@ -20,19 +20,16 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 from django.core.signing import BadSignature, Signer
-from django.db import connections
-from django.db.models.expressions import RawSQL
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
-from .models import Task, TaskQuerySet
-from .pagination import Key, rows_after
+from . import selectors
+from .models import Task
 
 TOKEN_SIGNER = Signer(salt="tasks.sync.token")
 MAX_CHANGE_SEQ = 2**63 - 1  # a bigint
 # Clocks of the instances that issue and read a token may differ a little.
 ISSUED_AT_LEEWAY_SECONDS = 300
-SYNC_ORDER = (Key("change_seq", descending=False), Key("id", descending=False))
 
 
 class SyncTokenExpired(APIException):
@@ -74,21 +71,15 @@ class SyncToken:
         return token
 
 
-def _is_int(value, low: float, high: float) -> bool:
+def _is_int(value: object, low: float, high: float) -> bool:
     return type(value) is int and low <= value <= high
 
 
-def changes_page(*, tasks: TaskQuerySet, since: SyncToken, page_size: int) -> tuple[list, bool]:
-    """The next `page_size` changed rows after `since`, oldest change first; and whether more
-    are waiting."""
-    after = tasks
-    if since.last_id:
-        after = tasks.filter(rows_after(SYNC_ORDER, (since.change_seq, uuid.UUID(since.last_id))))
-    if connections[tasks.db].vendor == "postgresql":
-        after = after.filter(
-            change_seq__lt=RawSQL("pg_snapshot_xmin(pg_current_snapshot())::text::bigint", [])
-        )
-    rows = list(after.order_by(*(key.order_by() for key in SYNC_ORDER))[: page_size + 1])
+def changes_page(*, user_id: str, since: SyncToken, page_size: int) -> tuple[list[Task], bool]:
+    """The caller's next `page_size` changed rows after `since`, oldest change first; and
+    whether more are waiting."""
+    after = (since.change_seq, uuid.UUID(since.last_id)) if since.last_id else None
+    rows = selectors.task_changes(user_id=user_id, after=after, limit=page_size + 1)
     return rows[:page_size], len(rows) > page_size
 
 

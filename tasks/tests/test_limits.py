@@ -14,6 +14,7 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tasks import services
 from tasks.models import Task, TaskCount
 from tasks.tests.test_pagination import seed
 
@@ -126,7 +127,7 @@ def test_one_users_concurrent_creates_keep_an_exact_count_over_shards():
     def create_some(_):
         try:
             for _ in range(25):
-                Task.objects.create_within_limit(limit=10**6, user_id="busy", title="t")
+                services.task_create(user_id="busy", fields={"title": "t"}, max_tasks=10**6)
         finally:
             connection.close()
 

@@ -1,12 +1,13 @@
 """The query budget per route (authentication adds none; a list page is one query)."""
 
 import os
+import uuid
 
 import pytest
 from django.db import connection
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 
-from tasks.models import COMPILED
+from tasks import selectors, statements
 from tasks.tests.test_pagination import seed
 
 
@@ -66,9 +67,9 @@ def test_healthz_does_not_touch_the_database(api_client, db, django_assert_num_q
 
 
 def test_the_hot_reads_are_compiled_to_sql_once(alice, bob, make_task, monkeypatch):
-    """A task lookup and an unfiltered list page reuse their SQL (tasks.compiled): Django's
+    """A task lookup and an unfiltered list page reuse their SQL (tasks.statements): Django's
     compiler runs for the first request of a shape only, whoever the caller."""
-    monkeypatch.setattr(COMPILED, "_compiled", {})  # as in a new worker
+    monkeypatch.setattr(statements, "_compiled", {})  # as in a new worker
     compiled = []
     as_sql = SQLCompiler.as_sql
     monkeypatch.setattr(
@@ -89,7 +90,7 @@ def test_the_hot_reads_are_compiled_to_sql_once(alice, bob, make_task, monkeypat
 def test_the_hot_writes_are_compiled_to_sql_once(alice, bob, monkeypatch):
     """Toggle, PUT and delete reuse their UPDATE … RETURNING for every request of the same
     shape (which fields, null or not, how many If-Match versions), whoever the caller."""
-    monkeypatch.setattr(COMPILED, "_compiled", {})
+    monkeypatch.setattr(statements, "_compiled", {})
     compiled = []
     as_sql = SQLUpdateCompiler.as_sql
     monkeypatch.setattr(
@@ -111,7 +112,7 @@ def test_the_hot_writes_are_compiled_to_sql_once(alice, bob, monkeypatch):
 
 @pytest.mark.parametrize("init_listener", [False, True])
 def test_compiled_reads_make_the_tasks_the_orm_makes(alice, make_task, init_listener):
-    """Compiled reads load rows without `Model.__init__` (tasks.compiled._loaded) unless an init
+    """Compiled reads load rows without `Model.__init__` (tasks.statements._loaded) unless an init
     signal listens: either way each task is the ORM's, and saves as an update."""
     from django.db.models.signals import post_init
 
@@ -124,12 +125,9 @@ def test_compiled_reads_make_the_tasks_the_orm_makes(alice, make_task, init_list
             lambda instance, **kw: seen.append(instance.pk), sender=Task, weak=False, dispatch_uid=1
         )
     try:
-        compiled = Task.objects.for_user("alice").fetch(
-            "by pk", lambda tasks, pk: tasks.filter(pk=pk), pk=made["id"]
-        )
+        task = selectors.task_get(user_id="alice", task_id=uuid.UUID(made["id"]))
     finally:
         post_init.disconnect(sender=Task, dispatch_uid=1)
-    (task,) = compiled
     orm = Task.objects.get(pk=made["id"])
     fields = [field.attname for field in Task._meta.concrete_fields]
     assert [getattr(task, name) for name in fields] == [getattr(orm, name) for name in fields]

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from tasks import services
 from tasks.models import Task
 from tasks.sync import TOKEN_SIGNER, SyncToken
 from tasks.tests.conftest import client_for, in_thread
@@ -354,7 +355,12 @@ def test_a_change_that_commits_late_is_not_skipped(make_task):
     def slow_writer():
         try:
             with transaction.atomic():
-                Task.objects.filter(pk=early["id"]).update_returning(title="committed late")
+                services.task_update(
+                    user_id="alice",
+                    task_id=early["id"],
+                    changes={"title": "committed late"},
+                    versions=None,
+                )
                 written.set()
                 release.wait(10)
         finally:

@@ -1,0 +1,93 @@
+"""Reads: each one function taking the caller's `user_id` (ownership is `Task.objects.for_user`,
+applied in here), and saying whether it reads from compiled SQL (tasks.statements, for the hot
+paths) or through the ORM."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from . import statements
+from .models import Task
+from .statements import Key as Key  # the orderings' type, for tasks.pagination
+
+
+def ordered(field: str, descending: bool, nullable: bool = False) -> tuple[Key, ...]:
+    # The primary key breaks ties, so the order is total and no row is seen twice.
+    return (Key(field, descending, nullable), Key("id", descending))
+
+
+# The orders a task list can be read in (`ordering=`), each served by an index.
+ORDERINGS = {
+    "-created_at": ordered("created_at", True),
+    "created_at": ordered("created_at", False),
+    "due_at": ordered("due_at", False, nullable=True),
+    "-due_at": ordered("due_at", True, nullable=True),
+    "priority": ordered("priority", False),
+    "-priority": ordered("priority", True),
+    "position": ordered("position", False),
+    "-updated_at": ordered("updated_at", True),
+}
+DEFAULT_ORDERING = "-created_at"
+# Incremental sync: oldest change first.
+CHANGES_ORDER = ordered("change_seq", False)
+
+
+def task_get(*, user_id: str, task_id: uuid.UUID) -> Task | None:
+    """The caller's task `task_id` (compiled: the lookup's hot path)."""
+    found = statements.run_compiled(statements.by_pk, None, user_id=user_id, pk=task_id)
+    return found[0] if found else None
+
+
+def task_page(
+    *,
+    user_id: str,
+    filtered: QuerySet[Task] | None,
+    keys: tuple[Key, ...],
+    position: tuple[object, ...] | None,
+    limit: int,
+) -> list[Task]:
+    """The first `limit` of the caller's tasks in the order of `keys`, after `position` (a value
+    per key) if one is given. `filtered`: the caller's tasks narrowed by the list's filters,
+    read through the ORM; None: all of them, from compiled SQL (the list's hot path)."""
+    shape = statements.PageShape(keys, limit)
+    values: dict[str, Any] = (
+        {} if position is None else dict(zip((k.field for k in keys), position, strict=True))
+    )
+    if filtered is None:
+        return statements.run_compiled(statements.page, shape, user_id=user_id, **values)
+    return statements.run_orm(statements.page, shape, filtered, **values)
+
+
+def task_changes(*, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int) -> list[Task]:
+    """The first `limit` of the caller's changed tasks (tombstones included) after `after` (a
+    change sequence number and an id), oldest change first; only changes that no transaction
+    still in progress can precede."""
+    tasks: QuerySet[Task] = Task.objects.for_user(user_id, tombstones=True)
+    if after is not None:
+        tasks = tasks.filter(statements.rows_after(CHANGES_ORDER, after))
+    tasks = statements.committed_changes(tasks)
+    return list(tasks.order_by(*(key.order_by() for key in CHANGES_ORDER))[:limit])
+
+
+def tasks_stats(*, user_id: str, zone: ZoneInfo) -> dict[str, int]:
+    """Counts of the caller's tasks, in one aggregate query; `due_today` is today in `zone`."""
+    now = timezone.now()
+    today = now.astimezone(zone).date()
+    today_start = datetime.combine(today, time(), zone)
+    today_end = datetime.combine(today + timedelta(days=1), time(), zone)
+    open_ = Q(completed=False)
+    # Aliases may not shadow field names (`completed`), hence the `n_` prefix.
+    counts = Task.objects.for_user(user_id).aggregate(
+        n_total=Count("id"),
+        n_open=Count("id", filter=open_),
+        n_completed=Count("id", filter=Q(completed=True)),
+        n_overdue=Count("id", filter=open_ & Q(due_at__lt=now)),
+        n_due_today=Count("id", filter=open_ & Q(due_at__gte=today_start, due_at__lt=today_end)),
+    )
+    return {name.removeprefix("n_"): count for name, count in counts.items()}

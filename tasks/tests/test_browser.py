@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tasks.authentication import issue_token
 from tasks.tests.live_server import LiveServer, fresh_database_url
 
-pytestmark = [pytest.mark.browser, pytest.mark.live]
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.database_independent]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -15,6 +15,8 @@ from django.test import override_settings
 
 from tasks.authentication import token_backend
 
+pytestmark = pytest.mark.database_independent
+
 ALGORITHMS = ["EdDSA", "ES256", "ES512", "PS256", "RS256"]
 
 

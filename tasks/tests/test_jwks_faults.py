@@ -23,6 +23,8 @@ from tasks.tests.live_server import free_port
 from tasks.tests.test_jwks import SigningKey, assert_401, call
 from tasks.throttling import redis_client
 
+pytestmark = pytest.mark.database_independent
+
 jwks = test_jwks.jwks  # the fixture: a local JWKS server, and the settings that point at it
 
 

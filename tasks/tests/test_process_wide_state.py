@@ -3,10 +3,13 @@ are registered on the fields that use them, and the standard library's logging i
 
 import logging
 
+import pytest
 from django.db.models import CharField, JSONField, TextField
 
 from tasks.lookups import HasLabel, Search
 from tasks.models import Task
+
+pytestmark = pytest.mark.database_independent
 
 
 def test_the_lookups_are_registered_on_the_task_fields_that_use_them_only():

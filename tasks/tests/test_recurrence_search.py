@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from tasks import recurrence
 
+pytestmark = pytest.mark.database_independent
+
 WEEKDAYS = st.sampled_from(recurrence.WEEKDAYS)
 CPU_BUDGET_SECONDS = 0.050
 CYCLE_YEARS = 400  # the Gregorian calendar repeats, weekdays included

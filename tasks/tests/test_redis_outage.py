@@ -19,7 +19,7 @@ from tasks.authentication import issue_token
 from tasks.tests.live_server import LiveServer, free_port, fresh_database_url
 from tasks.throttling import REDIS_RETRY_SECONDS
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.database_independent]
 
 LIMIT = 5
 

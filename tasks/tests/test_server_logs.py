@@ -10,7 +10,7 @@ from django.conf import settings
 
 from tasks.tests.live_server import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.database_independent]
 
 BAD_REQUESTS = [
     b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",

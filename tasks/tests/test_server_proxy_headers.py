@@ -7,7 +7,7 @@ from django.conf import settings
 
 from tasks.tests.live_server import LiveServer
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.database_independent]
 
 SPOOFED = [
     {"X-Forwarded-Proto": "https"},

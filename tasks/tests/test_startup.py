@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+pytestmark = pytest.mark.database_independent
+
 ROOT = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 STRIPPED = ("BETTER_AUTH_SECRET", "BETTER_AUTH_URL", "BETTER_AUTH_JWKS_URL", "DEBUG",

@@ -13,6 +13,8 @@ from tasks.models import USER_ID_MAX_LENGTH
 
 from .test_authentication import SECRET, assert_unauthorized, claims, hs256
 
+pytestmark = pytest.mark.database_independent
+
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()

@@ -32,13 +32,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         """The tasks owned by `user_id`: the ownership rule every read and write goes through.
         Deleted tasks are tombstones, left out unless `tombstones` (incremental sync reports
         them)."""
-        owned = Q(user_id=user_id) if tombstones else Q(user_id=user_id, deleted_at__isnull=True)
         if not self.query.where:
             # Added to the query when something reads it (Django's related managers defer
             # theirs the same way): a list page read from compiled SQL (tasks.statements) never
             # does, and building the filter is most of what `for_user` costs.
             self._defer_next_filter = True
-        return self.filter(owned)
+        if tombstones:
+            return self.filter(user_id=user_id)
+        return self.filter(user_id=user_id, deleted_at__isnull=True)
 
 
 LIVE = Q(deleted_at__isnull=True)

@@ -14,7 +14,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -30,9 +30,6 @@ from rest_framework.views import APIView
 from . import selectors
 from .models import Task
 from .selectors import DEFAULT_ORDERING, ORDERINGS, Key
-
-if TYPE_CHECKING:
-    from .views import TaskViewSet
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -86,7 +83,8 @@ class KeysetPagination(BasePagination):
             keys = tuple(key.flipped() for key in keys)
         rows = selectors.task_page(
             user_id=user_id,
-            filtered=queryset if cast("TaskViewSet", view).list_is_filtered() else None,
+            # The view is the TaskViewSet, which decides whether it filtered the list.
+            filtered=queryset if view.list_is_filtered else None,  # type: ignore[union-attr]
             keys=keys,
             position=cursor.position if cursor else None,
             limit=self.page_size + 1,

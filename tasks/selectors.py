@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from . import statements
-from .models import Task
+from .models import Task, TaskQuerySet
 from .statements import Key as Key  # the orderings' type, for tasks.pagination
 
 
@@ -38,6 +38,12 @@ DEFAULT_ORDERING = "-created_at"
 CHANGES_ORDER = ordered("change_seq", False)
 
 
+def task_list(*, user_id: str) -> TaskQuerySet:
+    """The caller's tasks, for a list's filters to narrow (django-filter works on a queryset);
+    `task_page` reads a page of them."""
+    return Task.objects.for_user(user_id)
+
+
 def task_get(*, user_id: str, task_id: uuid.UUID) -> Task | None:
     """The caller's task `task_id` (compiled: the lookup's hot path)."""
     found = statements.run_compiled(statements.by_pk, None, user_id=user_id, pk=task_id)
@@ -57,7 +63,7 @@ def task_page(
     read through the ORM; None: all of them, from compiled SQL (the list's hot path)."""
     shape = statements.PageShape(keys, limit)
     values: dict[str, Any] = (
-        {} if position is None else dict(zip((k.field for k in keys), position, strict=True))
+        {} if position is None else {k.field: v for k, v in zip(keys, position, strict=True)}
     )
     if filtered is None:
         return statements.run_compiled(statements.page, shape, user_id=user_id, **values)

@@ -31,11 +31,11 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -62,10 +62,10 @@ Builder = Callable[..., Built]
 # --- Builders -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     """One column of a sort order. A nullable column sorts its nulls last (first when the
-    order is read backwards, for `previous` pages)."""
+    order is read backwards, for `previous` pages). (A tuple: it is hashed into every compiled
+    list page's key.)"""
 
     field: str
     descending: bool
@@ -73,7 +73,7 @@ class Key:
     nulls_first: bool = False
 
     def flipped(self) -> Key:
-        return replace(self, descending=not self.descending, nulls_first=not self.nulls_first)
+        return self._replace(descending=not self.descending, nulls_first=not self.nulls_first)
 
     def order_by(self) -> models.OrderBy:
         expression = F(self.field)
@@ -117,8 +117,7 @@ def rows_after(keys: tuple[Key, ...], position: tuple[object, ...]) -> Q:
     return Q(**{f"{first_key.field}__{bound}": first_value}) & after
 
 
-@dataclass(frozen=True)
-class PageShape:
+class PageShape(NamedTuple):
     keys: tuple[Key, ...]
     limit: int
 
@@ -135,8 +134,7 @@ def by_pk(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> TaskQuerySet:
     return tasks.filter(pk=pk)
 
 
-@dataclass(frozen=True)
-class UpdateShape:
+class UpdateShape(NamedTuple):
     non_recurring: bool  # only a task without a recurrence rule
     versions: int  # how many `version__<i>` values the row's version must be one of (0: any)
 
@@ -152,11 +150,11 @@ def update(
         versions = [values.pop(f"version__{i}") for i in range(shape.versions)]
         matching = matching.filter(version__in=versions)
     if "completed" in values:
-        values |= completion(values["completed"], updated_at)
+        values |= _completion(values["completed"], updated_at)
     return matching, {**values, "version": F("version") + 1, "updated_at": updated_at}
 
 
-def completion(completed: object, now: datetime) -> dict[str, Any]:
+def _completion(completed: object, now: datetime) -> dict[str, Any]:
     """The `completed_at` that goes with a new `completed` value, in the same UPDATE: kept if
     the task was already completed, `now` when it becomes so, cleared when it is reopened."""
     if completed is False:
@@ -178,9 +176,8 @@ BUILDERS: tuple[Builder, ...] = (page, by_pk, update)
 class Compiled:
     sql: str | None  # None: the shape matches nothing, whatever the values
     params: tuple[object, ...]
-    slots: dict[
-        str, tuple[models.Field[Any, Any], tuple[int, ...]]
-    ]  # name -> field, parameter indexes
+    # A parameter's name -> its field, and the indexes of `params` its value goes to.
+    slots: dict[str, tuple[models.Field[Any, Any], tuple[int, ...]]]
 
 
 _compiled: dict[tuple[Hashable, ...], Compiled] = {}
@@ -198,15 +195,23 @@ def run_compiled(
     """The rows of `build(Task.objects.for_user(user_id), shape, **values)` (updated and
     returned, if it builds an update), from SQL compiled once per key."""
     values["user_id"] = user_id
+    # A value that changes the SQL (None, a boolean, an expression) is in the key as (name,
+    # value); any other is a parameter, in the key by its name only.
     key = (
         build,
         shape,
         using,
-        *[(name, value) if _shapes_sql(value) else name for name, value in values.items()],
+        *[
+            (name, value)
+            if value is None or value.__class__ is bool or hasattr(value, "resolve_expression")
+            else name
+            for name, value in values.items()
+        ],
     )
     compiled = _compiled.get(key)
     if compiled is None:
-        compiled = _compile(build, shape, using, values)
+        parameters = {entry for entry in key[3:] if entry.__class__ is str}
+        compiled = _compile(build, shape, using, values, parameters)
         if len(_compiled) >= SHAPES_KEPT:  # shapes a client invents (If-Match lists)
             _compiled.pop(next(iter(_compiled)), None)
         _compiled[key] = compiled
@@ -230,11 +235,6 @@ def run_orm(build: Builder, shape: Hashable, tasks: QuerySet[Task], /, **values:
     return list(built)
 
 
-def _shapes_sql(value: object) -> bool:
-    """Whether the value changes the SQL (so it is part of the key, never a parameter)."""
-    return value is None or value.__class__ is bool or hasattr(value, "resolve_expression")
-
-
 def check_builder(build: Builder) -> None:
     """A builder can use nothing but its arguments: a module-level function of this module, no
     closure (a captured value would reuse the SQL of another), no defaults (the same)."""
@@ -248,13 +248,15 @@ def check_builder(build: Builder) -> None:
         raise TypeError(f"{build.__qualname__} is not a builder of {__name__}")
 
 
-def _compile(build: Builder, shape: Hashable, using: str, values: dict[str, Any]) -> Compiled:
+def _compile(
+    build: Builder, shape: Hashable, using: str, values: dict[str, Any], parameters: set[str]
+) -> Compiled:
+    """`build`'s SQL, with a placeholder for each of the `parameters` (names of `values`)."""
     check_builder(build)
     connection = connections[using]
-    # What `build` is called with: a placeholder for each value that is a parameter.
-    arguments: dict[str, object] = {}
+    arguments: dict[str, object] = {}  # what `build` is called with
     for name, value in values.items():
-        if not _shapes_sql(value):
+        if name in parameters:
             value = placeholder(_field(name), connection, arguments.values())
         arguments[name] = value
     owner = cast(str, arguments.pop("user_id"))
@@ -272,10 +274,8 @@ def _compile(build: Builder, shape: Hashable, using: str, values: dict[str, Any]
     except EmptyResultSet:
         return Compiled(sql=None, params=(), slots={})
     slots = {}
-    for name, value in arguments.items():
-        if _shapes_sql(value):
-            continue
-        field = _field(name)
+    for name in parameters:
+        field, value = _field(name), arguments[name]
         prepared = _unwrapped(field.get_db_prep_value(value, connection, prepared=False))
         indexes = tuple(i for i, param in enumerate(params) if _unwrapped(param) == prepared)
         if not indexes:

@@ -1,5 +1,6 @@
 import re
 import uuid
+from functools import cached_property
 from importlib import resources
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -141,8 +142,9 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
         return user_id
 
     def get_queryset(self) -> TaskQuerySet:
-        return Task.objects.for_user(self.user_id)
+        return selectors.task_list(user_id=self.user_id)
 
+    @cached_property
     def list_is_filtered(self) -> bool:
         """Whether this is a list that names a filter: it is read through the ORM, a list
         without one from compiled SQL (see KeysetPagination)."""
@@ -152,7 +154,7 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
         # The query-string filters are the list's; a single task's lookup does not parse them,
         # and neither does a list without any (building the FilterSet's form is most of the
         # Python time of an unfiltered first page).
-        if not self.list_is_filtered():
+        if not self.list_is_filtered:
             return queryset
         return super().filter_queryset(queryset)
 

@@ -19,6 +19,7 @@ years.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -114,6 +115,10 @@ WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 # The Gregorian calendar, weekdays included, repeats every 400 years (146,097 days: 20,871 weeks):
 # a monthly or yearly rule that matches no date in one whole cycle never will.
 CYCLE_MONTHS = 4800
+MONTH_LENGTHS = {
+    month: (28, 29) if month == 2 else (calendar.monthrange(2001, month)[1],)
+    for month in range(1, 13)
+}
 LAST_YEAR = 9999
 
 
@@ -166,7 +171,8 @@ def next_due(rule: str, due_at: datetime) -> datetime | None:
     400-year cycle of the calendar, nor after year 9999).
 
     The search is bounded whatever the rule: at most 7 days for a daily rule, 2 weeks for a
-    weekly one and 4,800 months for a monthly or yearly one. An exhausted rule is remembered
+    weekly one and one 400-year cycle of the calendar (at most 4,800 periods) for a monthly
+    or yearly one. An exhausted rule is remembered
     (the answer is a function of the rule and the date), so completing a task again costs
     nothing.
     """
@@ -223,52 +229,100 @@ def _next_date(rule: Rule, start: date) -> date | None:
 
 
 def _next_monthly_or_yearly(rule: Rule, start: date) -> date | None:
+    if not _admits_some_date(rule):
+        return None
     step = rule.interval * (12 if rule.frequency == "YEARLY" else 1)
     first = start.year * 12 + (start.month - 1 if rule.frequency == "MONTHLY" else 0)
-    for month_index in range(first, first + CYCLE_MONTHS + step, step):
+    # The periods' places in the calendar's cycle repeat after this many steps (and the first
+    # period may end before the start, hence one more).
+    periods = CYCLE_MONTHS // math.gcd(step, CYCLE_MONTHS) + 1
+    # What a month admits depends only on its shape (the weekday it starts on, its length), and
+    # a year's numbered weekdays on the year's (its first weekday, whether it is a leap year):
+    # each shape is worked out once per search.
+    month_shapes: dict[tuple[int, int], list[int]] = {}
+    year_shapes: dict[tuple[int, bool], list[tuple[int, int]]] = {}
+    for month_index in range(first, first + periods * step, step):
         year = month_index // 12
         if year > LAST_YEAR:
             return None
         if rule.frequency == "YEARLY":
-            dates: Iterable[date] = _yearly_dates(rule, year)
+            dates: Iterable[date] = _yearly_dates(rule, year, month_shapes, year_shapes)
         else:
             month = month_index % 12 + 1
             if rule.months and month not in rule.months:
                 continue
-            dates = (date(year, month, day) for day in _month_days(rule, year, month))
+            days = _days_of(rule, year, month, rule.nth_weekdays, month_shapes)
+            dates = (date(year, month, day) for day in days)
         following = next((day for day in dates if day > start), None)
         if following is not None:
             return following
     return None
 
 
-def _yearly_dates(rule: Rule, year: int) -> list[date]:
+def _admits_some_date(rule: Rule) -> bool:
+    """Whether any month the rule takes, of any shape the calendar has, holds a date it admits
+    (for numbered weekdays counted in the year: any year of the 14 kinds). A rule that fails
+    this (`BYDAY=5MO;BYMONTHDAY=15`) is answered at once instead of after a whole cycle."""
+    if rule.frequency == "YEARLY" and rule.nth_weekdays and not rule.months:
+        year_shapes: dict[tuple[int, bool], list[tuple[int, int]]] = {}
+        # 28 consecutive years of one century start on every weekday, leap and common.
+        return any(_yearly_dates(rule, year, {}, year_shapes) for year in range(2001, 2029))
+    return any(
+        _month_days(rule, first_weekday, length, rule.nth_weekdays)
+        for month in sorted(rule.months) or range(1, 13)
+        for length in MONTH_LENGTHS[month]
+        for first_weekday in range(7)
+    )
+
+
+def _yearly_dates(
+    rule: Rule,
+    year: int,
+    month_shapes: dict[tuple[int, int], list[int]],
+    year_shapes: dict[tuple[int, bool], list[tuple[int, int]]],
+) -> list[date]:
     """The dates of one year that the rule admits, in order."""
     if rule.nth_weekdays and not rule.months:
         # BYDAY=20MO in a yearly rule without BYMONTH counts weekdays in the whole year.
-        first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
-        nth = sorted(set(_nth_days(rule.nth_weekdays, first, last)))
-        dates = [date.fromordinal(ordinal) for ordinal in nth]
-        return [day for day in dates if _admits_month_day(rule, day.year, day.month, day.day)]
+        shape = (date(year, 1, 1).weekday(), calendar.isleap(year))
+        if shape not in year_shapes:
+            first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
+            found = map(date.fromordinal, sorted(set(_nth_days(rule.nth_weekdays, first, last))))
+            year_shapes[shape] = [
+                (day.month, day.day)
+                for day in found
+                if _admits_month_day(rule, day.day, calendar.monthrange(year, day.month)[1])
+            ]
+        return [date(year, month, day) for month, day in year_shapes[shape]]
     months = sorted(rule.months) or range(1, 13)
     return [
         date(year, month, day)
         for month in months
-        for day in _month_days(rule, year, month, rule.nth_weekdays)
+        for day in _days_of(rule, year, month, rule.nth_weekdays, month_shapes)
     ]
 
 
-def _month_days(
-    rule: Rule, year: int, month: int, nth_weekdays: tuple[tuple[int, int], ...] | None = None
+def _days_of(
+    rule: Rule,
+    year: int,
+    month: int,
+    nth_weekdays: tuple[tuple[int, int], ...],
+    month_shapes: dict[tuple[int, int], list[int]],
 ) -> list[int]:
-    """The days of one month that every BY part of the rule admits, in order (numbered
-    weekdays count within the month unless `nth_weekdays` is given: a yearly rule's)."""
-    if rule.months and month not in rule.months:
-        return []
-    first_weekday, length = calendar.monthrange(year, month)
-    nth = rule.nth_weekdays if nth_weekdays is None else nth_weekdays
-    if nth:
-        days = set(_nth_days(nth, 1 + first_weekday, length + first_weekday, shift=first_weekday))
+    shape = calendar.monthrange(year, month)
+    if shape not in month_shapes:
+        month_shapes[shape] = _month_days(rule, *shape, nth_weekdays)
+    return month_shapes[shape]
+
+
+def _month_days(
+    rule: Rule, first_weekday: int, length: int, nth_weekdays: tuple[tuple[int, int], ...]
+) -> list[int]:
+    """The days of a month of this shape that every BY part of the rule but BYMONTH admits, in
+    order (numbered weekdays count within the month)."""
+    if nth_weekdays:
+        found = _nth_days(nth_weekdays, 1 + first_weekday, length + first_weekday, first_weekday)
+        days = set(found)
     elif rule.month_days:
         days = {day if day > 0 else length + 1 + day for day in rule.month_days}
     else:
@@ -278,15 +332,13 @@ def _month_days(
         for day in sorted(days)
         if 1 <= day <= length
         and (not rule.weekdays or (first_weekday + day - 1) % 7 in rule.weekdays)
-        and (not nth or _admits_month_day(rule, year, month, day, length))
+        and (not nth_weekdays or _admits_month_day(rule, day, length))
     ]
 
 
-def _admits_month_day(rule: Rule, year: int, month: int, day: int, length: int = 0) -> bool:
-    if not rule.month_days:
-        return True
-    length = length or calendar.monthrange(year, month)[1]
-    return day in rule.month_days or day - length - 1 in rule.month_days
+def _admits_month_day(rule: Rule, day: int, length: int) -> bool:
+    """Whether BYMONTHDAY (if any) names this day of a month of `length` days."""
+    return not rule.month_days or day in rule.month_days or day - length - 1 in rule.month_days
 
 
 def _nth_days(

@@ -94,6 +94,10 @@ def plus_years(moment: datetime, years: int) -> datetime:
 @example(
     rule="FREQ=WEEKLY;INTERVAL=3;WKST=SU;BYDAY=SU,SA", due_at=datetime(2026, 12, 5, tzinfo=UTC)
 )
+@example(  # 73 months: January again every 73 years, a whole cycle is 4,800 periods long
+    rule="FREQ=MONTHLY;INTERVAL=73;BYDAY=-1MO;BYMONTHDAY=26;BYMONTH=1",
+    due_at=datetime(2000, 1, 1, tzinfo=UTC),
+)
 def test_the_next_occurrence_is_dateutils(rule, due_at):
     found = recurrence.next_due(rule, due_at)
     if found is not None:

@@ -210,7 +210,7 @@ def run_compiled(
     )
     compiled = _compiled.get(key)
     if compiled is None:
-        parameters = {entry for entry in key[3:] if entry.__class__ is str}
+        parameters = {entry for entry in key[3:] if isinstance(entry, str)}
         compiled = _compile(build, shape, using, values, parameters)
         if len(_compiled) >= SHAPES_KEPT:  # shapes a client invents (If-Match lists)
             _compiled.pop(next(iter(_compiled)), None)

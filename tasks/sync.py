@@ -11,22 +11,19 @@ would need may have been purged), telling the client to resync from scratch.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 import uuid
 from dataclasses import dataclass
 
-import orjson
 from django.conf import settings
-from django.core.signing import BadSignature, Signer
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
 from . import selectors
 from .models import Task
+from .signing import SignedJSON
 
-TOKEN_SIGNER = Signer(salt="tasks.sync.token")
+SYNC_TOKENS = SignedJSON(salt="tasks.sync.token")
 MAX_CHANGE_SEQ = 2**63 - 1  # a bigint
 # Clocks of the instances that issue and read a token may differ a little.
 ISSUED_AT_LEEWAY_SECONDS = 300
@@ -45,14 +42,14 @@ class SyncToken:
     issued_at: float = 0.0
 
     def encode(self) -> str:
-        payload = orjson.dumps({"s": self.change_seq, "i": self.last_id, "t": int(self.issued_at)})
-        return TOKEN_SIGNER.sign(base64.urlsafe_b64encode(payload).decode().rstrip("="))
+        return SYNC_TOKENS.encode(
+            {"s": self.change_seq, "i": self.last_id, "t": int(self.issued_at)}
+        )
 
     @classmethod
     def decode(cls, raw: str) -> SyncToken:
         try:
-            raw = TOKEN_SIGNER.unsign(raw)
-            payload = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            payload = SYNC_TOKENS.decode(raw)
             token = cls(payload["s"], payload["i"], payload["t"])
             # Exactly what encode() writes: a signature proves who made a token, not its shape.
             if not (
@@ -63,7 +60,7 @@ class SyncToken:
                 raise ValueError
             if token.last_id:
                 uuid.UUID(token.last_id)
-        except (ValueError, TypeError, KeyError, binascii.Error, BadSignature):
+        except (ValueError, TypeError, KeyError):
             raise ValidationError({"since": ["Invalid sync token."]}, code="invalid") from None
         retention = settings.TOMBSTONE_RETENTION_DAYS * 86400
         if time.time() - token.issued_at > retention:

@@ -6,10 +6,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.fields import empty
 
 from . import in_doubt, services
+from .errors import TaskError
+from .exceptions import BulkOperationFailed
 from .models import Task
 from .serializers import Literal, NewTaskSerializer, StrictUUIDField, TaskSerializer
 
@@ -98,17 +100,6 @@ class BulkResponseSerializer(serializers.Serializer[Any]):
     results = BulkResultSerializer(many=True)
 
 
-class BulkOperationFailed(APIException):
-    """Operation `index` failed with `error`: the batch changed nothing. The error keeps its
-    own status; its `attr` is prefixed with `operations.<index>`."""
-
-    def __init__(self, index: int, error: APIException) -> None:
-        self.index = index
-        self.error = error
-        self.status_code = error.status_code
-        super().__init__(error.detail)
-
-
 def tasks_bulk(
     *, user_id: str, operations: list[dict[str, Any]], max_tasks: int, context: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -119,9 +110,7 @@ def tasks_bulk(
         for index, operation in enumerate(operations):
             try:
                 applied.append(_apply(user_id, operation, max_tasks, context))
-            except Task.DoesNotExist:
-                raise BulkOperationFailed(index, NotFound()) from None
-            except APIException as error:
+            except (Task.DoesNotExist, TaskError, APIException) as error:
                 raise BulkOperationFailed(index, error) from None
         return applied
 

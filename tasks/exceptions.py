@@ -20,7 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import DetailDictMixin
 
-from .bulk import BulkOperationFailed
+from . import errors
 from .in_doubt import WriteOutcomeUnknown
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,47 @@ class DatabaseUnavailable(exceptions.APIException):
     wait: int  # seconds: DRF's handler sends it as Retry-After when it is set
 
 
+# The answer to each domain error (tasks.errors); one with a `field` is that field's 422.
+STATUSES: dict[type[errors.TaskError], int] = {
+    errors.PreconditionFailed: status.HTTP_412_PRECONDITION_FAILED,
+    errors.TaskLimitReached: status.HTTP_409_CONFLICT,
+    errors.RecurrenceNeedsDueAt: status.HTTP_409_CONFLICT,
+    errors.IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+}
+
+
+def api_exception(
+    exc: ObjectDoesNotExist | errors.TaskError | exceptions.APIException,
+) -> exceptions.APIException:
+    """The API's answer to a missing task, to a domain error, or to an API error (itself)."""
+    if isinstance(exc, ObjectDoesNotExist):
+        return exceptions.NotFound()
+    if isinstance(exc, errors.TaskError):
+        if exc.field is not None:
+            return exceptions.ValidationError({exc.field: [exc.message]}, code=exc.code)
+        converted = exceptions.APIException(exc.message, exc.code)
+        converted.status_code = STATUSES[type(exc)]
+        return converted
+    return exc
+
+
+class BulkOperationFailed(exceptions.APIException):
+    """Operation `index` of a bulk request failed with `error`: the batch changed nothing. The
+    error keeps its own status; its `attr` is prefixed with `operations.<index>`."""
+
+    def __init__(
+        self, index: int, error: ObjectDoesNotExist | errors.TaskError | exceptions.APIException
+    ) -> None:
+        self.index = index
+        self.error = api_exception(error)
+        self.status_code = self.error.status_code
+        super().__init__(self.error.detail)
+
+
 class TaskAPIExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
-        if isinstance(exc, ObjectDoesNotExist):
-            return exceptions.NotFound()
+        if isinstance(exc, ObjectDoesNotExist | errors.TaskError):
+            return api_exception(exc)
         if isinstance(exc, OperationalError | InterfaceError):
             # The database is unreachable (or, on SQLite, locked): a retryable outage.
             logger.warning("Database unavailable: %s", exc)

@@ -3,63 +3,32 @@
 Each takes the caller's `user_id` (ownership is `Task.objects.for_user`, applied in here) and,
 for writes to one task, `versions`: the versions named by an `If-Match` header (None:
 unconditional; `ANY_VERSION`: the task must merely exist). A conditional write is one
-compare-and-set statement, so a stale writer gets 412 and changes nothing. The SQL of the hot
-writes is tasks.statements'.
+compare-and-set statement, so a stale writer gets PreconditionFailed and changes nothing. What
+the rules refuse is a tasks.errors exception, which the exception handler answers. The SQL of
+the hot writes is tasks.statements'.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-import orjson
 from django.db import IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
 
 from . import in_doubt, positions, recurrence, statements
-from .models import RECURRENCE_CHECK, IdempotencyKey, Task, TaskQuerySet
+from .errors import MovedAfterItself, PreconditionFailed, RecurrenceNeedsDueAt, TaskLimitReached
+from .models import RECURRENCE_CHECK, Task, TaskQuerySet
 
 ANY_VERSION = "*"
-IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 UNLIMITED = 2**62
 
 Versions = list[int] | str | None
 
 
-class PreconditionFailed(APIException):
-    status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = "The task has changed since that ETag was read (If-Match)."
-    default_code = "precondition_failed"
-
-
-class TaskLimitReached(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "You have reached the maximum number of tasks."
-    default_code = "task_limit_reached"
-
-
-class RecurrenceNeedsDueAt(APIException):
-    """The database's `tasks_recurrence_needs_due_at` check refused the write."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "A recurring task needs a due_at: send one, or keep the one it has."
-    default_code = "recurrence_needs_due_at"
-
-
-class IdempotencyKeyReused(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "This Idempotency-Key was already used with a different request body."
-    default_code = "idempotency_key_reused"
-
-
 def _refused_by_check(error: IntegrityError) -> Exception:
-    """The API error for a write the recurrence check constraint refused (any other integrity
+    """The domain error for a write the recurrence check constraint refused (any other integrity
     error is a bug, and stays one)."""
     if RECURRENCE_CHECK in str(error):
         return RecurrenceNeedsDueAt()
@@ -227,7 +196,8 @@ def tasks_clear_completed(*, user_id: str) -> int:
 
 
 def task_create(*, user_id: str, fields: dict[str, Any], max_tasks: int) -> Task:
-    """A new task for `user_id`, unless they already have `max_tasks` (409, nothing stored)."""
+    """A new task for `user_id`, unless they already have `max_tasks` (TaskLimitReached:
+    nothing stored)."""
     now = timezone.now()
     fields = {"position": positions.for_new_task(), "created_at": now, **fields}
     if fields.get("completed"):
@@ -245,7 +215,7 @@ def task_move(*, user_id: str, task_id: object, after_id: uuid.UUID | None) -> T
     """Put a task right after another (`after_id`), or first (None): one row rewritten, unless
     the keys around it have run out of room and the user's keys are spread out again."""
     if after_id is not None and str(after_id) == str(task_id):
-        raise ValidationError({"after": ["A task cannot be moved after itself."]})
+        raise MovedAfterItself()
     tasks = Task.objects.for_user(user_id)
 
     def locked() -> Task:
@@ -287,45 +257,3 @@ def _rebalance(tasks: TaskQuerySet) -> None:
     Task.objects.bulk_update(ordered, ["position"], batch_size=1000)
     # Sync clients and ETag holders must see the new positions as changes.
     tasks.update(change_seq=statements.NextChangeSeq(F("user_id")), version=F("version") + 1)
-
-
-def request_fingerprint(data: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def task_create_idempotent(
-    *,
-    user_id: str,
-    key: str,
-    fingerprint: str,
-    create: Callable[[], dict[str, Any]],
-) -> tuple[dict[str, Any], bool]:
-    """Run `create` once per (user, key) within 24 h; returns (response, replayed).
-
-    The key row is inserted in the same transaction as the task, so a concurrent duplicate
-    waits on the unique index, then fails and replays the committed response: exactly one task
-    is created. The same key with a different body is a 409.
-    """
-    IdempotencyKey.objects.filter(
-        user_id=user_id, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_KEY_LIFETIME
-    ).delete()
-
-    def created() -> IdempotencyKey:
-        record = IdempotencyKey.objects.create(
-            user_id=user_id, key=key, request_fingerprint=fingerprint
-        )
-        record.response = create()
-        record.save(update_fields=["response"])
-        return record
-
-    def stamp_of(record: IdempotencyKey) -> in_doubt.Stamp:
-        keys = IdempotencyKey.objects.filter(user_id=user_id, key=key)
-        return in_doubt.Stamp(keys, record.created_at, "created_at")
-
-    try:
-        return in_doubt.atomic(created, stamp_of).response, False
-    except IntegrityError:
-        record = IdempotencyKey.objects.get(user_id=user_id, key=key)
-    if record.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused()
-    return record.response, True

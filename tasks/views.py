@@ -30,7 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services, sync, throttling
+from . import idempotency, selectors, services, sync, throttling
 from .authentication import DEVELOPMENT_COOKIE_NAME
 from .bulk import BulkResponseSerializer, BulkSerializer, tasks_bulk
 from .exceptions import error_body
@@ -170,18 +170,14 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
             )
             return {"body": self.get_serializer(task).data, "etag": task.etag}
 
-        key = request.headers.get("Idempotency-Key")
+        key = idempotency.request_key(request)
         if key is None:
             created, replayed = create(), False
         else:
-            if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-                raise ValidationError(
-                    {"Idempotency-Key": [f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
-                )
-            created, replayed = services.task_create_idempotent(
+            created, replayed = idempotency.task_create_idempotent(
                 user_id=self.user_id,
                 key=key,
-                fingerprint=services.request_fingerprint(request.data),
+                fingerprint=idempotency.request_fingerprint(request.data),
                 create=create,
             )
         headers = {

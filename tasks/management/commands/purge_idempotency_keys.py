@@ -3,8 +3,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from tasks.idempotency import IDEMPOTENCY_KEY_LIFETIME
 from tasks.models import IdempotencyKey
-from tasks.services import IDEMPOTENCY_KEY_LIFETIME
 
 
 class Command(BaseCommand):

@@ -1,14 +1,16 @@
 import re
-from datetime import datetime, time, timedelta
+import uuid
+from functools import cached_property
 from importlib import resources
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
-from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import parse_etags
 from django.views.decorators.http import require_http_methods
@@ -24,15 +26,16 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services, sync, throttling
+from . import idempotency, selectors, services, sync, throttling
 from .authentication import DEVELOPMENT_COOKIE_NAME
-from .bulk import BulkResponseSerializer, BulkSerializer, tasks_bulk
+from .bulk import MAX_OPERATIONS, BulkResponseSerializer, BulkSerializer, tasks_bulk
 from .exceptions import error_body
 from .filters import TaskFilter
-from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task
+from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task, TaskQuerySet
 from .pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -124,7 +127,7 @@ IANA_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().s
     ),
     destroy=extend_schema(summary="Delete a task", parameters=[IF_MATCH]),
 )
-class TaskViewSet(viewsets.ModelViewSet):
+class TaskViewSet(viewsets.ModelViewSet[Task]):
     """Tasks of the caller (the token's `sub`); another user's task is a 404, as a missing one."""
 
     queryset = Task.objects.none()  # for schema introspection only; requests use get_queryset
@@ -132,41 +135,49 @@ class TaskViewSet(viewsets.ModelViewSet):
     pagination_class = KeysetPagination
     filterset_class = TaskFilter
 
-    def get_queryset(self):
-        return Task.objects.for_user(self.request.user.id)
+    @property
+    def user_id(self) -> str:
+        """The caller: the token's `sub` (tasks.authentication)."""
+        user_id: str = self.request.user.id  # type: ignore[assignment]
+        return user_id
 
-    def filter_queryset(self, queryset):
+    def get_queryset(self) -> TaskQuerySet:
+        return selectors.task_list(user_id=self.user_id)
+
+    @cached_property
+    def list_is_filtered(self) -> bool:
+        """Whether this is a list that names a filter: it is read through the ORM, a list
+        without one from compiled SQL (see KeysetPagination)."""
+        return self.action == "list" and not self.request.query_params.keys().isdisjoint(FILTERS)
+
+    def filter_queryset(self, queryset: QuerySet[Task]) -> QuerySet[Task]:  # type: ignore[override]
         # The query-string filters are the list's; a single task's lookup does not parse them,
         # and neither does a list without any (building the FilterSet's form is most of the
         # Python time of an unfiltered first page).
-        if self.action != "list" or self.request.query_params.keys().isdisjoint(FILTERS):
+        if not self.list_is_filtered:
             return queryset
         return super().filter_queryset(queryset)
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = NewTaskSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
 
-        def create() -> dict:
+        def create() -> dict[str, Any]:
             task = services.task_create(
-                user_id=request.user.id,
+                user_id=self.user_id,
                 fields=serializer.validated_data,
                 max_tasks=settings.MAX_TASKS_PER_USER,
             )
             return {"body": self.get_serializer(task).data, "etag": task.etag}
 
-        key = request.headers.get("Idempotency-Key")
+        key = idempotency.request_key(request)
         if key is None:
             created, replayed = create(), False
         else:
-            if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-                raise ValidationError(
-                    {"Idempotency-Key": [f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
-                )
-            created, replayed = services.task_create_idempotent(
-                user_id=request.user.id,
+            created, replayed = idempotency.task_create_idempotent(
+                user_id=self.user_id,
                 key=key,
-                fingerprint=services.request_fingerprint(request.data),
+                fingerprint=idempotency.request_fingerprint(request.data),
                 create=create,
             )
         headers = {
@@ -178,19 +189,20 @@ class TaskViewSet(viewsets.ModelViewSet):
         return Response(created["body"], status=status.HTTP_201_CREATED, headers=headers)
 
     def get_object(self) -> Task:
-        """The caller's task named in the URL (from compiled SQL: the lookup's hot path)."""
+        """The caller's task named in the URL."""
         try:
-            found = self.get_queryset().fetch(
-                "by pk", lambda tasks, pk: tasks.filter(pk=pk), pk=self.kwargs["pk"]
-            )
-        except (TypeError, ValueError, DjangoValidationError):
-            found = []  # not a task id
-        if not found:
+            task_id = uuid.UUID(self.kwargs["pk"])
+        except ValueError:
+            raise NotFound() from None  # not a task id
+        task = selectors.task_get(user_id=self.user_id, task_id=task_id)
+        if task is None:
             raise NotFound()
-        self.check_object_permissions(self.request, found[0])
-        return found[0]
+        self.check_object_permissions(self.request, task)
+        return task
 
-    def retrieve(self, request, *args, **kwargs):
+    def retrieve(  # type: ignore[override]  # a 304 is Django's response
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         task = self.get_object()
         not_modified = get_conditional_response(request, etag=task.etag)
         if not_modified is not None:
@@ -198,20 +210,22 @@ class TaskViewSet(viewsets.ModelViewSet):
             return not_modified
         return self.task_response(task)
 
-    def update(self, request, *args, partial=False, **kwargs):
+    def update(
+        self, request: Request, *args: Any, partial: bool = False, **kwargs: Any
+    ) -> Response:
         serializer = self.get_serializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         task = services.task_update(
-            tasks=self.get_queryset(),
+            user_id=self.user_id,
             task_id=kwargs["pk"],
             changes=serializer.validated_data,
             versions=if_match_versions(request),
         )
         return self.task_response(task)
 
-    def destroy(self, request, *args, **kwargs):
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.task_delete(
-            tasks=self.get_queryset(), task_id=kwargs["pk"], versions=if_match_versions(request)
+            user_id=self.user_id, task_id=kwargs["pk"], versions=if_match_versions(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -222,9 +236,9 @@ class TaskViewSet(viewsets.ModelViewSet):
         responses={200: TASK_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=serializers.Serializer)
-    def toggle(self, request, pk=None):
+    def toggle(self, request: Request, pk: str | None = None) -> Response:
         task = services.task_toggle(
-            tasks=self.get_queryset(), task_id=pk, versions=if_match_versions(request)
+            user_id=self.user_id, task_id=pk, versions=if_match_versions(request)
         )
         return self.task_response(task)
 
@@ -235,13 +249,12 @@ class TaskViewSet(viewsets.ModelViewSet):
         responses={200: TASK_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=MoveSerializer)
-    def move(self, request, pk=None):
+    def move(self, request: Request, pk: str | None = None) -> Response:
         serializer = MoveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        after = serializer.validated_data["after"]
-        if after is not None and str(after) == str(pk):
-            raise ValidationError({"after": ["A task cannot be moved after itself."]})
-        task = services.task_move(tasks=self.get_queryset(), task_id=pk, after_id=after)
+        task = services.task_move(
+            user_id=self.user_id, task_id=pk, after_id=serializer.validated_data["after"]
+        )
         return self.task_response(task)
 
     @extend_schema(
@@ -255,24 +268,23 @@ class TaskViewSet(viewsets.ModelViewSet):
         url_path="clear-completed",
         serializer_class=serializers.Serializer,  # takes no body (OPTIONS describes one)
     )
-    def clear_completed(self, request):
-        return Response({"deleted": services.tasks_clear_completed(tasks=self.get_queryset())})
+    def clear_completed(self, request: Request) -> Response:
+        return Response({"deleted": services.tasks_clear_completed(user_id=self.user_id)})
 
     @extend_schema(
-        summary="Apply up to 100 operations atomically (all or nothing)",
+        summary=f"Apply up to {MAX_OPERATIONS} operations atomically (all or nothing)",
         request=BulkSerializer,
         responses={200: BulkResponseSerializer},
     )
     @action(detail=False, methods=["post"], serializer_class=BulkSerializer)
-    def bulk(self, request):
+    def bulk(self, request: Request) -> Response:
         serializer = BulkSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         operations = serializer.validated_data["operations"]
         # One rate-limit unit per operation: the throttle has counted the first.
         throttling.charge(request, len(operations) - 1)
         results = tasks_bulk(
-            tasks=self.get_queryset(),
-            user_id=request.user.id,
+            user_id=self.user_id,
             operations=operations,
             max_tasks=settings.MAX_TASKS_PER_USER,
             context=self.get_serializer_context(),
@@ -293,13 +305,9 @@ class TaskViewSet(viewsets.ModelViewSet):
         responses={200: StatsSerializer},
     )
     @action(detail=False, methods=["get"], serializer_class=StatsSerializer)
-    def stats(self, request):
+    def stats(self, request: Request) -> Response:
         zone = time_zone(request.query_params.get("tz", "UTC"))
-        today = timezone.now().astimezone(zone).date()
-        start = datetime.combine(today, time(), zone)
-        end = datetime.combine(today + timedelta(days=1), time(), zone)
-        counts = services.tasks_stats(tasks=self.get_queryset(), today_start=start, today_end=end)
-        return Response(counts)
+        return Response(selectors.tasks_stats(user_id=self.user_id, zone=zone))
 
     @extend_schema(
         summary="Every change since a sync token, oldest first (deleted tasks as tombstones)",
@@ -317,11 +325,11 @@ class TaskViewSet(viewsets.ModelViewSet):
         responses={200: ChangesSerializer},
     )
     @action(detail=False, methods=["get"], serializer_class=ChangesSerializer)
-    def changes(self, request):
+    def changes(self, request: Request) -> Response:
         raw = request.query_params.get("since")
         since = sync.SyncToken.decode(raw) if raw is not None else sync.SyncToken()
         rows, has_more = sync.changes_page(
-            tasks=Task.objects.changes_for_user(request.user.id),
+            user_id=self.user_id,
             since=since,
             page_size=KeysetPagination().get_page_size(request),
         )
@@ -342,7 +350,9 @@ class TaskViewSet(viewsets.ModelViewSet):
             data["next_occurrence_id"] = str(next_occurrence.id)
         return Response(data, headers={"ETag": task.etag})
 
-    def finalize_response(self, request, response, *args, **kwargs):
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         for header, value in getattr(request, "rate_limit_headers", {}).items():
             response[header] = value
@@ -359,7 +369,7 @@ def time_zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def if_match_versions(request) -> services.Versions:
+def if_match_versions(request: Request) -> services.Versions:
     """The task versions an `If-Match` header accepts (RFC 9110 §13.1.1: strong comparison)."""
     header = request.headers.get("If-Match")
     if header is None:
@@ -373,7 +383,9 @@ def if_match_versions(request) -> services.Versions:
 class SchemaView(SpectacularAPIView):
     """The OpenAPI document, in YAML (or JSON); its own errors (405) are JSON, as under /v1."""
 
-    def finalize_response(self, request, response, *args, **kwargs):
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         if response.status_code >= status.HTTP_400_BAD_REQUEST:
             request.accepted_renderer, request.accepted_media_type = (
                 ORJSONRenderer(),
@@ -389,10 +401,10 @@ class UnknownAPIPath(APIView):
     permission_classes = []
     schema = None
 
-    def http_method_not_allowed(self, request, *args, **kwargs):
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotFound()
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotFound()
 
 
@@ -404,7 +416,7 @@ class Healthz(APIView):
     permission_classes = []
 
     @extend_schema(summary="Liveness: the process answers (no database)", responses={200: _status})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
 
@@ -415,7 +427,7 @@ class Readyz(APIView):
     @extend_schema(
         summary="Readiness: the database answers", responses={200: _status, 503: _status}
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
@@ -425,7 +437,7 @@ class Readyz(APIView):
 
 
 @require_http_methods(["GET", "POST"])
-def development_login(request):
+def development_login(request: HttpRequest) -> HttpResponse:
     """DEBUG only: hand the browser a token (as a cookie) for the browsable API."""
     if request.method == "POST" and request.POST.get("token"):
         response = HttpResponseRedirect("/v1/tasks")

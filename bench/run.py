@@ -273,7 +273,7 @@ def start_server(server: Server, secret: str) -> None:
         # single-host deployment (per-worker counters); set it to measure the shared counters.
         "RATE_LIMIT": "1000000000/minute",
         # A direct connection, as in a deployment without a pooler: statements are prepared
-        # (README, "Neon and connection poolers"). The peers prepare theirs too (asyncpg, psycopg).
+        # (docs/neon-and-poolers.md). The peers prepare theirs too (asyncpg, psycopg).
         "DATABASE_PREPARED_STATEMENTS": "true",
     }
     with open(server.log_path, "ab") as log_file:

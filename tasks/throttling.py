@@ -4,7 +4,7 @@ DRF's stock cache throttle reads a history, then writes it back: concurrent requ
 the same history and slip past the limit. Here each request is one Redis `INCRBY` on a fixed
 window's counter (with its expiry set in the same round trip), so the limit holds across
 workers and hosts. Without `REDIS_URL`, or while Redis does not answer, the counter lives in
-each process's memory: the limit is then per worker (documented in the README).
+each process's memory: the limit is then per worker (documented in docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ _renderers = ["tasks.renderers.ORJSONRenderer"]
 _parsers = ["tasks.parsers.JSONObjectParser"]
 _authentication = ["tasks.authentication.BearerTokenAuthentication"]
 if DEBUG:
-    # The browsable API, for debugging in a browser (README: "Browsing the API").
+    # The browsable API, for debugging in a browser (docs/browsing.md).
     _renderers.append("rest_framework.renderers.BrowsableAPIRenderer")
     _parsers += ["rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"]
     _authentication.append("tasks.authentication.DevelopmentCookieAuthentication")

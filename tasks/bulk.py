@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -16,6 +17,7 @@ from .models import Task
 from .serializers import Literal, NewTaskSerializer, StrictUUIDField, TaskSerializer
 
 MAX_OPERATIONS = 100
+TEMP_ID_MAX_LENGTH = 64
 
 
 class Absent(serializers.Field[Any, Any, Any, Any]):
@@ -44,10 +46,17 @@ class TaskChanges(serializers.DictField):
 
 
 class CreateOperationSerializer(serializers.Serializer[Any]):
-    """Create a task."""
+    """Create a task; `temp_id` names it for the operations after it (`id`, `data.parent_id`)."""
 
     op = Literal("create")
     id = Absent("A create takes no id.")
+    temp_id = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=TEMP_ID_MAX_LENGTH,
+        help_text="A name of the client's for the new task (not a UUID, unique in the batch), "
+        "usable as its id by the operations after this one; `temp_id_mapping` gives its id.",
+    )
     data = TaskFields()  # type: ignore[assignment]  # the operation's `data`, not Serializer.data
 
 
@@ -98,16 +107,92 @@ class BulkResultSerializer(serializers.Serializer[Any]):
 
 class BulkResponseSerializer(serializers.Serializer[Any]):
     results = BulkResultSerializer(many=True)
+    temp_id_mapping = serializers.DictField(
+        child=serializers.UUIDField(), help_text="Each create's `temp_id`: the id it got."
+    )
+
+
+def with_temp_ids(data: Any) -> tuple[Any, dict[str, str], dict[int, str]]:
+    """The request's operations with each temp id replaced by the id its create will get; the
+    mapping; and the id of each create (by index) that named a temp id. A temp id that is not a
+    string of 1 to 64 characters, is a UUID, repeats, or is used before its create fails the
+    batch (422): the operations are otherwise checked as usual."""
+    operations = data.get("operations") if isinstance(data, dict) else None
+    if not isinstance(operations, list):
+        return data, {}, {}
+    mapping: dict[str, str] = {}
+    created: dict[int, str] = {}
+    resolved = []
+    for index, operation in enumerate(operations):
+        if not isinstance(operation, dict):
+            resolved.append(operation)
+            continue
+        operation = dict(operation)
+        if operation.get("op") != "create":
+            operation["id"] = _resolved(index, "id", operation.get("id"), mapping)
+        task_data = operation.get("data")
+        if isinstance(task_data, dict) and "parent_id" in task_data:
+            parent_id = _resolved(index, "data.parent_id", task_data["parent_id"], mapping)
+            operation["data"] = {**task_data, "parent_id": parent_id}
+        if operation.get("op") == "create" and "temp_id" in operation:
+            temp_id = operation.pop("temp_id")
+            _check_temp_id(index, temp_id, mapping)
+            mapping[temp_id] = created[index] = str(uuid.uuid4())
+        resolved.append(operation)
+    return {**data, "operations": resolved}, mapping, created
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_temp_id(index: int, temp_id: object, mapping: dict[str, str]) -> None:
+    if not isinstance(temp_id, str) or not 1 <= len(temp_id) <= TEMP_ID_MAX_LENGTH:
+        message = f"Must be a string of 1 to {TEMP_ID_MAX_LENGTH} characters."
+    elif _is_uuid(temp_id):
+        message = "Must not be a UUID (it names a task that does not exist yet)."
+    elif temp_id in mapping:
+        message = "Repeats the temp_id of an earlier create in this batch."
+    else:
+        return
+    raise BulkOperationFailed(index, ValidationError({"temp_id": [message]}, code="invalid"))
+
+
+def _resolved(index: int, attr: str, value: Any, mapping: dict[str, str]) -> Any:
+    """`value` (a task id), or the id of the temp id it names."""
+    if not isinstance(value, str) or _is_uuid(value):
+        return value
+    if value in mapping:
+        return mapping[value]
+    detail: Any = [
+        f"{value[:TEMP_ID_MAX_LENGTH]!r} is neither a task id nor the temp_id of an earlier "
+        "create in this batch."
+    ]
+    for key in reversed(attr.split(".")):
+        detail = {key: detail}
+    raise BulkOperationFailed(index, ValidationError(detail, code="unknown_temp_id"))
 
 
 def tasks_bulk(
-    *, user_id: str, operations: list[dict[str, Any]], max_tasks: int, context: dict[str, Any]
+    *,
+    user_id: str,
+    operations: list[dict[str, Any]],
+    max_tasks: int,
+    context: dict[str, Any],
+    created_ids: dict[int, str],
 ) -> list[dict[str, Any]]:
-    """Apply `operations` in order in one transaction; the first failure rolls all back."""
+    """Apply `operations` in order in one transaction; the first failure rolls all back.
+    `created_ids`: the id each create of these indexes gives its task (see with_temp_ids)."""
 
     def apply_all() -> list[tuple[dict[str, Any], Task]]:
         applied = []
         for index, operation in enumerate(operations):
+            if index in created_ids:
+                operation = {**operation, "new_id": uuid.UUID(created_ids[index])}
             try:
                 applied.append(_apply(user_id, operation, max_tasks, context))
             except (Task.DoesNotExist, TaskError, APIException) as error:
@@ -139,9 +224,10 @@ def _apply(
     if not serializer.is_valid():
         raise ValidationError({"data": serializer.errors})
     if op == "create":
-        task = services.task_create(
-            user_id=user_id, fields=serializer.validated_data, max_tasks=max_tasks
-        )
+        fields = serializer.validated_data
+        if "new_id" in operation:
+            fields = {**fields, "id": operation["new_id"]}
+        task = services.task_create(user_id=user_id, fields=fields, max_tasks=max_tasks)
         code: int = status.HTTP_201_CREATED
     else:
         task = services.task_update(

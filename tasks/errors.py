@@ -39,3 +39,59 @@ class MovedAfterItself(TaskError):
     code = "invalid"
     message = "A task cannot be moved after itself."
     field = "after"
+
+
+class ListLimitReached(TaskError):
+    code = "list_limit_reached"
+    message = "You have reached the maximum number of lists."
+
+    def __init__(self, limit: int) -> None:
+        self.message = f"You have reached the maximum of {limit} lists."
+        super().__init__()
+
+
+class DefaultListUndeletable(TaskError):
+    code = "default_list"
+    message = "The default list cannot be deleted (rename it, or delete its tasks)."
+
+
+class ParentInOtherList(TaskError):
+    code = "parent_in_other_list"
+    message = "A subtask is in its parent's list: leave list_id out, or send the parent's."
+    field = "list_id"
+
+
+class Cycle(TaskError):
+    code = "cycle"
+    message = "A task cannot be a subtask of itself or of one of its own subtasks."
+    field = "parent_id"
+
+
+class TooDeep(TaskError):
+    code = "too_deep"
+    field = "parent_id"
+
+    def __init__(self, levels: int) -> None:
+        self.message = f"Subtasks go at most {levels} levels deep (a top-level task is level 1)."
+        super().__init__()
+
+
+class RecurringTaskInTree(TaskError):
+    """A recurring task has neither a parent nor subtasks; `field`: what the request set."""
+
+    code = "recurring_task_in_tree"
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.message = (
+            "A recurring task cannot have a parent or subtasks."
+            if field == "parent_id"
+            else "Only a task without a parent or subtasks can recur."
+        )
+        super().__init__()
+
+
+class NotASibling(TaskError):
+    code = "not_a_sibling"
+    message = "`after` must be a task under the same parent, in the same list, as the moved task."
+    field = "after"

@@ -41,6 +41,8 @@ STATUSES: dict[type[errors.TaskError], int] = {
     errors.TaskLimitReached: status.HTTP_409_CONFLICT,
     errors.RecurrenceNeedsDueAt: status.HTTP_409_CONFLICT,
     errors.IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+    errors.ListLimitReached: status.HTTP_409_CONFLICT,
+    errors.DefaultListUndeletable: status.HTTP_409_CONFLICT,
 }
 
 
@@ -67,6 +69,10 @@ class BulkOperationFailed(exceptions.APIException):
         self, index: int, error: ObjectDoesNotExist | errors.TaskError | exceptions.APIException
     ) -> None:
         self.index = index
+        # A domain error's field is one of the operation's `data`.
+        self.prefix = f"operations.{index}"
+        if isinstance(error, errors.TaskError) and error.field is not None:
+            self.prefix += ".data"
         self.error = api_exception(error)
         self.status_code = self.error.status_code
         super().__init__(self.error.detail)
@@ -107,9 +113,8 @@ class TaskAPIExceptionHandler(ExceptionHandler):
         if isinstance(exc, BulkOperationFailed):
             # The failing operation's own error, located in the batch.
             data = super().format_exception(exc.error)
-            prefix = f"operations.{exc.index}"
             for error in data["errors"]:
-                error["attr"] = f"{prefix}.{error['attr']}" if error["attr"] else prefix
+                error["attr"] = f"{exc.prefix}.{error['attr']}" if error["attr"] else exc.prefix
             return data
         return super().format_exception(exc)
 

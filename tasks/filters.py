@@ -1,4 +1,8 @@
+from __future__ import annotations
+
 import datetime as dt
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -21,6 +25,14 @@ class TaskFilterForm(forms.Form):
         priorities = self.data.getlist("priority")  # type: ignore[attr-defined]  # a QueryDict
         if len(set(priorities)) < len(priorities):
             self.add_error("priority", forms.ValidationError("Repeats a value.", "invalid"))
+        parent = self.data.get("parent")
+        if parent is not None and parent != "none" and "parent" not in self.errors:
+            try:
+                uuid.UUID(parent)
+            except ValueError:
+                self.add_error(
+                    "parent", forms.ValidationError("Must be a task id or `none`.", "invalid")
+                )
         # `?completed=` or `?overdue=` is a value too, and not one of the two allowed.
         for name in ("completed", "overdue"):
             if (
@@ -81,6 +93,11 @@ class TaskFilter(filters.FilterSet):
         strip=False,  # the length is checked as sent
         help_text="Tasks carrying this label.",
     )
+    list = filters.UUIDFilter(field_name="list_id", help_text="Only this list's tasks.")
+    parent = filters.CharFilter(
+        method="filter_parent",
+        help_text="Only this task's direct subtasks; `none`: only top-level tasks.",
+    )
     q = filters.CharFilter(
         method="filter_search",
         max_length=SEARCH_MAX_LENGTH,
@@ -99,7 +116,7 @@ class TaskFilter(filters.FilterSet):
         return queryset.filter(overdue if BOOLEAN_WORDS[value] else ~overdue)
 
     def filter_priority(
-        self, queryset: QuerySet[Task], name: str, value: list[str]
+        self, queryset: QuerySet[Task], name: str, value: Sequence[str]
     ) -> QuerySet[Task]:
         if not value:
             return queryset
@@ -108,6 +125,12 @@ class TaskFilter(filters.FilterSet):
     @extend_schema_field({"type": "string", "maxLength": LABEL_MAX_LENGTH, "pattern": NO_NUL})
     def filter_label(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
         return queryset.filter(labels__has_label=value.strip())
+
+    @extend_schema_field(
+        {"oneOf": [{"type": "string", "format": "uuid"}, {"type": "string", "enum": ["none"]}]}
+    )
+    def filter_parent(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:
+        return queryset.filter(parent_id=None if value == "none" else value)
 
     @extend_schema_field({"type": "string", "maxLength": SEARCH_MAX_LENGTH, "pattern": NO_NUL})
     def filter_search(self, queryset: QuerySet[Task], name: str, value: str) -> QuerySet[Task]:

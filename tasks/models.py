@@ -14,6 +14,10 @@ LABEL_MAX_LENGTH = 50
 LABELS_MAX_COUNT = 20
 RECURRENCE_MAX_LENGTH = 500
 POSITION_MAX_LENGTH = 64
+LIST_TITLE_MAX_LENGTH = 200
+DEFAULT_LIST_TITLE = "Tasks"
+# A top-level task is level 1; a subtask is one level below its parent.
+MAX_LEVELS = 5
 # A recurring task needs a due date (the next one is computed from it).
 RECURRENCE_CHECK = "tasks_recurrence_needs_due_at"
 
@@ -25,6 +29,14 @@ class Priority(models.IntegerChoices):
     LOW = 1, "low"
     MEDIUM = 2, "medium"
     HIGH = 3, "high"
+
+
+class TaskListQuerySet(models.QuerySet["TaskList"]):
+    def for_user(self, user_id: str, *, tombstones: bool = False) -> TaskListQuerySet:
+        """The lists owned by `user_id` (deleted ones only with `tombstones`)."""
+        if tombstones:
+            return self.filter(user_id=user_id)
+        return self.filter(user_id=user_id, deleted_at__isnull=True)
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -43,6 +55,46 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
 
 LIVE = Q(deleted_at__isnull=True)
+
+
+class TaskList(models.Model):
+    """A list of tasks (a sidebar entry): every task is in one. Each user has exactly one
+    default list, made by the first request that needs it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user_id = models.CharField(max_length=USER_ID_MAX_LENGTH, editable=False)
+    title = models.CharField(max_length=LIST_TITLE_MAX_LENGTH)
+    is_default = models.BooleanField(default=False, editable=False)
+    position = models.CharField(max_length=POSITION_MAX_LENGTH, default="", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    change_seq = models.BigIntegerField(default=0, editable=False)
+
+    objects = TaskListQuerySet.as_manager()
+
+    class Meta:
+        db_table = "task_lists"
+        indexes = [
+            models.Index(
+                fields=["user_id", "position", "id"], name="lists_user_position_id", condition=LIVE
+            ),
+            models.Index(fields=["user_id", "change_seq", "id"], name="lists_user_change_seq_id"),
+        ]
+        constraints = [
+            # What makes the default list's creation race-free: a second one cannot be inserted.
+            models.UniqueConstraint(
+                fields=["user_id"], condition=Q(is_default=True), name="lists_one_default"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
 
 
 class Task(models.Model):
@@ -73,13 +125,19 @@ class Task(models.Model):
     # The occurrence created when this recurring task was completed: set once, so reopening and
     # completing it again does not start a second one.
     next_occurrence_id = models.UUIDField(null=True, blank=True, editable=False)
+    # The task's list (TaskList) and parent task, if it is a subtask. Plain ids, no foreign
+    # keys: ownership and liveness are checked by the statements that write them (tasks.trees),
+    # and a foreign key's check would cost every insert a lookup of its own.
+    # Nullable only for the rows written by the previous release during the upgrade (0007).
+    list_id = models.UUIDField(null=True)
+    parent_id = models.UUIDField(null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
     # The editable fields a delete keeps (every other one is erased in the tombstone), and those
     # the next occurrence of a recurring task sets itself (every other one is copied to it): a
     # new editable field is erased by a delete and copied by a recurrence unless named here.
-    KEPT_BY_DELETE = frozenset({"completed", "priority", "position"})
+    KEPT_BY_DELETE = frozenset({"completed", "priority", "position", "list_id", "parent_id"})
     SET_BY_NEXT_OCCURRENCE = frozenset({"completed", "recurrence", "due_at", "position"})
 
     class Meta:
@@ -111,6 +169,19 @@ class Task(models.Model):
             # Incremental sync, tombstones included. (PostgreSQL-only indexes: labels and
             # search in migration 0004, `-due_at` with its nulls last in 0005.)
             models.Index(fields=["user_id", "change_seq", "id"], name="tasks_user_change_seq_id"),
+            # A list's tasks at one level in the user's order (`list=…&parent=none`), and every
+            # task of a list (its stats, clearing, deleting it).
+            models.Index(
+                fields=["list_id", "parent_id", "position", "id"],
+                name="tasks_list_parent_position_id",
+                condition=LIVE,
+            ),
+            # A task's subtasks in order (`parent=…`), and the walk down a subtree.
+            models.Index(
+                fields=["parent_id", "position", "id"],
+                name="tasks_parent_position_id",
+                condition=LIVE & Q(parent_id__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

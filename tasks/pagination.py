@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Field, QuerySet
+from django.db.models import Field, Model, QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -23,8 +23,8 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from . import selectors
-from .models import Task
+from . import list_services, selectors
+from .models import Task, TaskList
 from .selectors import DEFAULT_ORDERING, ORDERINGS, Key
 from .signing import SignedJSON
 
@@ -58,11 +58,13 @@ class Cursor:
 
 
 class KeysetPagination(BasePagination):
-    """Pages of `page_size` items in the order `ordering=` names (default newest first)."""
+    """Pages of `page_size` tasks in the order `ordering=` names (default newest first)."""
 
     cursor_query_param = "cursor"
     page_size_query_param = "page_size"
     ordering_query_param = "ordering"
+    orderings: dict[str, tuple[Key, ...]] = ORDERINGS
+    model: type[Model] = Task
 
     def paginate_queryset(  # type: ignore[override]  # pages of tasks only
         self, queryset: QuerySet[Task], request: Request, view: APIView | None = None
@@ -74,16 +76,11 @@ class KeysetPagination(BasePagination):
         self.page_size = self.get_page_size(request)
         self.ordering = self.get_ordering(request)
         cursor = self.decode_cursor(request)
-        keys = ORDERINGS[self.ordering]
+        keys = self.orderings[self.ordering]
         if cursor and cursor.reverse:
             keys = tuple(key.flipped() for key in keys)
-        rows = selectors.task_page(
-            user_id=user_id,
-            # The view is the TaskViewSet, which decides whether it filtered the list.
-            filtered=queryset if view.list_is_filtered else None,  # type: ignore[union-attr]
-            keys=keys,
-            position=cursor.position if cursor else None,
-            limit=self.page_size + 1,
+        rows = self.rows(
+            user_id, queryset, view, keys, cursor.position if cursor else None, self.page_size + 1
         )
         has_more = len(rows) > self.page_size
         rows = rows[: self.page_size]
@@ -97,6 +94,24 @@ class KeysetPagination(BasePagination):
                 self.cursor_at(rows[0], reverse=True) if cursor and rows else None
             )
         return rows
+
+    def rows(
+        self,
+        user_id: str,
+        queryset: QuerySet[Any],
+        view: APIView | None,
+        keys: tuple[Key, ...],
+        position: tuple[object, ...] | None,
+        limit: int,
+    ) -> list[Any]:
+        return selectors.task_page(
+            user_id=user_id,
+            # The view is the TaskViewSet, which decides whether it filtered the list.
+            filtered=queryset if view.list_is_filtered else None,  # type: ignore[union-attr]
+            keys=keys,
+            position=position,
+            limit=limit,
+        )
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(
@@ -123,9 +138,9 @@ class KeysetPagination(BasePagination):
 
     def get_ordering(self, request: Request) -> str:
         ordering: str = request.query_params.get(self.ordering_query_param, DEFAULT_ORDERING)
-        if ordering not in ORDERINGS:
+        if ordering not in self.orderings:
             raise ValidationError(
-                {self.ordering_query_param: [f"Must be one of: {', '.join(ORDERINGS)}."]},
+                {self.ordering_query_param: [f"Must be one of: {', '.join(self.orderings)}."]},
                 code="invalid_choice",
             )
         return ordering
@@ -134,7 +149,7 @@ class KeysetPagination(BasePagination):
         raw = request.query_params.get(self.cursor_query_param)
         if raw is None:
             return None
-        keys = ORDERINGS[self.ordering]
+        keys = self.orderings[self.ordering]
         try:
             payload = CURSORS.decode(raw)
             values, reverse = payload["p"], payload["r"]
@@ -142,7 +157,9 @@ class KeysetPagination(BasePagination):
                 raise ValueError
             if not isinstance(reverse, bool):
                 raise ValueError
-            position = tuple(_decode(key, value) for key, value in zip(keys, values, strict=True))
+            position = tuple(
+                _decode(self.model, key, value) for key, value in zip(keys, values, strict=True)
+            )
         except (ValueError, TypeError, KeyError, DjangoValidationError):
             raise ValidationError(
                 {self.cursor_query_param: ["Invalid cursor."]}, code="invalid"
@@ -150,7 +167,7 @@ class KeysetPagination(BasePagination):
         return Cursor(self.ordering, position, reverse)
 
     def cursor_at(self, row: Task, reverse: bool = False) -> Cursor:
-        position = tuple(getattr(row, key.field) for key in ORDERINGS[self.ordering])
+        position = tuple(getattr(row, key.field) for key in self.orderings[self.ordering])
         return Cursor(self.ordering, position, reverse)
 
     def link(self, cursor: Cursor | None) -> str | None:
@@ -202,14 +219,46 @@ class KeysetPagination(BasePagination):
         }
 
 
-def _decode(key: Key, value: object) -> Any:
+class ListPagination(KeysetPagination):
+    """Pages of the caller's lists, in their order (no `ordering=`)."""
+
+    orderings = {"position": selectors.LIST_ORDER}
+    model = TaskList
+
+    def get_ordering(self, request: Request) -> str:
+        return "position"
+
+    def rows(
+        self,
+        user_id: str,
+        queryset: QuerySet[Any],
+        view: APIView | None,
+        keys: tuple[Key, ...],
+        position: tuple[object, ...] | None,
+        limit: int,
+    ) -> list[Any]:
+        rows = selectors.list_page(user_id=user_id, keys=keys, position=position, limit=limit)
+        if not rows and position is None:  # a user's first request: their default list
+            list_services.default_list(user_id=user_id)
+            rows = selectors.list_page(user_id=user_id, keys=keys, position=None, limit=limit)
+        return rows
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = parameter["description"].replace("Tasks", "Lists")
+        return [p for p in parameters if p["name"] != self.ordering_query_param]
+
+
+def _decode(model: type[Model], key: Key, value: object) -> Any:
     if value is None:
         if not key.nullable:
             raise ValueError
         return None
     if not isinstance(value, str):
         raise ValueError
-    field = cast("Field[Any, Any]", Task._meta.get_field(key.field))
+    field = cast("Field[Any, Any]", model._meta.get_field(key.field))
     decoded = field.to_python(value)
     if decoded is None:
         raise ValueError

@@ -27,11 +27,13 @@ ERROR_TYPES = ("validation_error", "client_error", "server_error")
 ERROR_DESCRIPTIONS = {
     "400": "Malformed JSON, or a body that is not a JSON object.",
     "401": "Missing, malformed, expired or otherwise invalid bearer token.",
-    "404": "No such task for the caller (also another user's task, or a malformed id).",
+    "404": "No such task or list for the caller, in the path, the query or the body (also "
+    "another user's, or a malformed id).",
     "409": "The request conflicts with what is stored; nothing was changed: the caller already "
-    "has `MAX_TASKS_PER_USER` tasks (`task_limit_reached`), the task would recur without a "
-    "`due_at` (`recurrence_needs_due_at`), or the `Idempotency-Key` was used with another body "
-    "(`idempotency_key_reused`).",
+    "has `MAX_TASKS_PER_USER` tasks (`task_limit_reached`) or `MAX_LISTS_PER_USER` lists "
+    "(`list_limit_reached`), the task would recur without a `due_at` "
+    "(`recurrence_needs_due_at`), the default list cannot be deleted (`default_list`), or the "
+    "`Idempotency-Key` was used with another body (`idempotency_key_reused`).",
     "410": "The sync token is older than the tombstone retention: resync without `since`.",
     "412": "The task's ETag no longer matches `If-Match`; nothing was changed.",
     "413": RequestBodyTooLarge.default_detail,
@@ -47,16 +49,24 @@ RESPONSE_HEADERS = {
     "503": {"Retry-After": "Seconds to wait before retrying."},
 }
 WRITE_ACTIONS = {"update", "partial_update", "destroy", "toggle"}
-# Errors an action answers beyond those of its method and path.
-ACTION_ERRORS: dict[str | None, set[str]] = {
-    "list": {"422"},  # a bad query parameter
-    "create": {"409", "422"},
+# Errors a view's action answers beyond those of its method and path (a view's `action_errors`;
+# an APIView's action is None).
+TASK_ACTION_ERRORS: dict[str | None, set[str]] = {
+    "list": {"404", "422"},  # a list or parent the caller does not have; a bad parameter
+    "create": {"404", "409", "422"},
     "update": {"409"},  # recurrence without a due date
     "partial_update": {"409"},
     "bulk": {"404", "409", "422"},  # the failing operation's own error
     "changes": {"410", "422"},
-    "stats": {"422"},
+    "stats": {"404", "422"},
+    "clear_completed": {"404", "422"},
 }
+LIST_ACTION_ERRORS: dict[str | None, set[str]] = {
+    "list": {"422"},
+    "create": {"409", "422"},
+    "destroy": {"409"},  # the default list
+}
+CHANGES_ERRORS: dict[str | None, set[str]] = {None: {"410", "422"}}
 
 
 class ErrorItemSerializer(serializers.Serializer[Any]):
@@ -131,7 +141,7 @@ class TaskAPIAutoSchema(AutoSchema):
             codes |= {"401", "429", "503"}
         if self.method in ("POST", "PUT", "PATCH") and self.get_request_serializer():
             codes |= {"400", "413", "415", "422"}
-        codes |= ACTION_ERRORS.get(action, set())
+        codes |= getattr(self.view, "action_errors", {}).get(action, set())
         if action in WRITE_ACTIONS:
             codes |= {"412"}
         if "{id}" in self.path:

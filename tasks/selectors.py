@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.utils import timezone
 
 from . import statements
-from .models import Task, TaskQuerySet
+from .models import Task, TaskList, TaskQuerySet
 from .statements import Key as Key  # the orderings' type, for tasks.pagination
+
+M = TypeVar("M", bound=Model)
 
 
 def ordered(field: str, descending: bool, nullable: bool = False) -> tuple[Key, ...]:
@@ -74,22 +76,65 @@ def task_changes(*, user_id: str, after: tuple[int, uuid.UUID] | None, limit: in
     """The first `limit` of the caller's changed tasks (tombstones included) after `after` (a
     change sequence number and an id), oldest change first; only changes that no transaction
     still in progress can precede."""
-    tasks: QuerySet[Task] = Task.objects.for_user(user_id, tombstones=True)
+    return _changes(Task.objects.for_user(user_id, tombstones=True), after, limit)
+
+
+def list_changes(
+    *, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int
+) -> list[TaskList]:
+    """As `task_changes`, for the caller's lists."""
+    return _changes(TaskList.objects.for_user(user_id, tombstones=True), after, limit)
+
+
+def _changes(rows: QuerySet[M], after: tuple[int, uuid.UUID] | None, limit: int) -> list[M]:
     if after is not None:
-        tasks = tasks.filter(statements.rows_after(CHANGES_ORDER, after))
-    tasks = statements.committed_changes(tasks)
-    return list(tasks.order_by(*(key.order_by() for key in CHANGES_ORDER))[:limit])
+        rows = rows.filter(statements.rows_after(CHANGES_ORDER, after))
+    rows = statements.committed_changes(rows)
+    return list(rows.order_by(*(key.order_by() for key in CHANGES_ORDER))[:limit])
 
 
-def tasks_stats(*, user_id: str, zone: ZoneInfo) -> dict[str, int]:
-    """Counts of the caller's tasks, in one aggregate query; `due_today` is today in `zone`."""
+# A list of lists is read in the user's order.
+LIST_ORDER = ordered("position", False)
+
+
+def list_page(
+    *, user_id: str, position: tuple[object, ...] | None, keys: tuple[Key, ...], limit: int
+) -> list[TaskList]:
+    """The first `limit` of the caller's lists in the order of `keys` (LIST_ORDER, or it
+    flipped), after `position` if given."""
+    lists: QuerySet[TaskList] = TaskList.objects.for_user(user_id)
+    if position is not None:
+        lists = lists.filter(statements.rows_after(keys, position))
+    return list(lists.order_by(*(key.order_by() for key in keys))[:limit])
+
+
+def list_get(*, user_id: str, list_id: uuid.UUID) -> TaskList | None:
+    return TaskList.objects.for_user(user_id).filter(pk=list_id).first()
+
+
+def list_exists(*, user_id: str, list_id: uuid.UUID) -> bool:
+    return TaskList.objects.for_user(user_id).filter(pk=list_id).exists()
+
+
+def task_exists(*, user_id: str, task_id: uuid.UUID) -> bool:
+    return Task.objects.for_user(user_id).filter(pk=task_id).exists()
+
+
+def tasks_stats(
+    *, user_id: str, zone: ZoneInfo, list_id: uuid.UUID | None = None
+) -> dict[str, int]:
+    """Counts of the caller's tasks (of one list, with `list_id`), in one aggregate query;
+    `due_today` is today in `zone`."""
     now = timezone.now()
     today = now.astimezone(zone).date()
     today_start = datetime.combine(today, time(), zone)
     today_end = datetime.combine(today + timedelta(days=1), time(), zone)
     open_ = Q(completed=False)
     # Aliases may not shadow field names (`completed`), hence the `n_` prefix.
-    counts = Task.objects.for_user(user_id).aggregate(
+    tasks = Task.objects.for_user(user_id)
+    if list_id is not None:
+        tasks = tasks.filter(list_id=list_id)
+    counts = tasks.aggregate(
         n_total=Count("id"),
         n_open=Count("id", filter=open_),
         n_completed=Count("id", filter=Q(completed=True)),

@@ -13,10 +13,12 @@ from .models import (
     DETAILS_MAX_LENGTH,
     LABEL_MAX_LENGTH,
     LABELS_MAX_COUNT,
+    LIST_TITLE_MAX_LENGTH,
     RECURRENCE_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     Priority,
     Task,
+    TaskList,
 )
 from .parsing import DUE_INVALID, DUE_SCHEMA, NO_NUL, NOT_BLANK, parse_due
 
@@ -126,6 +128,15 @@ class RecurrenceField(StrictCharField):
             raise serializers.ValidationError(f"Not a valid RRULE: {exc}", code="invalid") from exc
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID in a JSON string only: DRF's UUIDField would read the number 5 as UUID(int=5)."""
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class TaskSerializer(serializers.ModelSerializer[Task]):
     title = StrictCharField(max_length=TITLE_MAX_LENGTH)
     details = StrictCharField(
@@ -140,6 +151,14 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
     priority = PriorityField(required=False)
     labels = LabelsField(required=False)
     recurrence = RecurrenceField(required=False)
+    list_id = StrictUUIDField(
+        required=False, help_text="The task's list (on create, the caller's default list if none)."
+    )
+    parent_id = StrictUUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The task this one is a subtask of (in its list), or null: top level.",
+    )
 
     # Built once per class by get_fields and get_validators (declared here for the type checker
     # only: they must not exist on the class before they are built).
@@ -162,6 +181,8 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             "labels",
             "position",
             "recurrence",
+            "list_id",
+            "parent_id",
         ]
         read_only_fields = [
             "id",
@@ -215,6 +236,8 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
             "labels": task.labels,
             "position": task.position,
             "recurrence": task.recurrence,
+            "list_id": None if task.list_id is None else str(task.list_id),
+            "parent_id": None if task.parent_id is None else str(task.parent_id),
         }
 
 
@@ -230,17 +253,48 @@ class NewTaskSerializer(TaskSerializer):
         return attrs
 
 
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID in a JSON string only: DRF's UUIDField would read the number 5 as UUID(int=5)."""
-
-    def to_internal_value(self, data: Any) -> uuid.UUID:
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
-
-
 class MoveSerializer(serializers.Serializer[Any]):
-    after = StrictUUIDField(allow_null=True)
+    after = StrictUUIDField(
+        allow_null=True,
+        help_text="The sibling to put the task after (under the target parent, in the target "
+        "list), or null: first.",
+    )
+    parent_id = StrictUUIDField(
+        required=False,
+        allow_null=True,
+        help_text="The new parent (null: top level). Omitted: the task keeps its parent, unless "
+        "`list_id` names another list.",
+    )
+    list_id = StrictUUIDField(
+        required=False,
+        help_text="The new list: the task goes there with its subtasks, at the top level unless "
+        "`parent_id` names a task in it.",
+    )
+
+
+class ListMoveSerializer(serializers.Serializer[Any]):
+    after = StrictUUIDField(
+        allow_null=True, help_text="The list to put this one after, or null: first."
+    )
+
+
+class TaskListSerializer(serializers.ModelSerializer[TaskList]):
+    title = StrictCharField(max_length=LIST_TITLE_MAX_LENGTH)
+
+    class Meta:
+        model = TaskList
+        fields = ["id", "title", "is_default", "position", "created_at", "updated_at"]
+        read_only_fields = ["id", "is_default", "position", "created_at", "updated_at"]
+
+    def to_representation(self, task_list: TaskList) -> dict[str, Any]:
+        return {
+            "id": str(task_list.id),
+            "title": task_list.title,
+            "is_default": task_list.is_default,
+            "position": task_list.position,
+            "created_at": timestamp(task_list.created_at),
+            "updated_at": timestamp(task_list.updated_at),
+        }
 
 
 class StatsSerializer(serializers.Serializer[Any]):
@@ -273,6 +327,38 @@ class TombstoneSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     deleted = Literal(True)
     deleted_at = serializers.DateTimeField()
+
+
+class ChangedListSerializer(TaskListSerializer):
+    """A list created or changed since the sync token."""
+
+    deleted = Literal(False)
+
+    class Meta(TaskListSerializer.Meta):
+        fields = [*TaskListSerializer.Meta.fields, "deleted"]
+
+
+class ListTombstoneSerializer(TombstoneSerializer):
+    """A list deleted since the sync token (its tasks are tombstones in `tasks`)."""
+
+
+class AllChangesSerializer(serializers.Serializer[Any]):
+    """Schema only (`/v1/changes` writes its response directly)."""
+
+    lists = PolymorphicProxySerializer(
+        component_name="ListChange",
+        serializers=[ChangedListSerializer, ListTombstoneSerializer],
+        resource_type_field_name=None,
+        many=True,
+    )
+    tasks = PolymorphicProxySerializer(
+        component_name="TaskChange",
+        serializers=[ChangedTaskSerializer, TombstoneSerializer],
+        resource_type_field_name=None,
+        many=True,
+    )
+    next_since = serializers.CharField()
+    has_more = serializers.BooleanField()
 
 
 class ChangesSerializer(serializers.Serializer[Any]):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -46,15 +46,17 @@ from django.db.models.expressions import Combinable, RawSQL
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import Query, UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
+from django.utils import timezone
 
-from . import in_doubt
-from .models import Task, TaskCount, TaskQuerySet
+from . import in_doubt, positions
+from .models import DEFAULT_LIST_TITLE, Task, TaskCount, TaskList, TaskQuerySet
 
 # Far more than the service's routes use; beyond it the oldest shape is compiled again when used.
 SHAPES_KEPT = 512
 # Field types whose values are always part of the key (two values: no placeholder can be unique).
 SHAPED_TYPES = frozenset({"BooleanField", "NullBooleanField"})
 
+M = TypeVar("M", bound=models.Model)
 Built = QuerySet[Task] | tuple[QuerySet[Task], dict[str, Any]]
 Builder = Callable[..., Built]
 
@@ -166,7 +168,118 @@ def _completion(completed: object, now: datetime) -> dict[str, Any]:
     return {"completed_at": Case(When(completed=True, then=Value(None)), default=Value(now))}
 
 
-BUILDERS: tuple[Builder, ...] = (page, by_pk, update)
+# --- Subtrees --------------------------------------------------------------------------------
+# A subtask names its parent (`parent_id`); a subtree is walked with a recursive query, at most
+# models.MAX_LEVELS deep. UNION (not UNION ALL): a walk ends even over rows written by hand.
+
+# Constant SQL (no value is ever formatted into it): the statements below compose these.
+_SUBTREE = """subtree(id) AS (
+    SELECT id FROM tasks WHERE id = %s AND deleted_at IS NULL
+    UNION SELECT child.id FROM tasks AS child JOIN subtree ON child.parent_id = subtree.id
+    WHERE child.parent_id IS NOT NULL AND child.deleted_at IS NULL)"""
+_CHAIN = """chain(id, parent_id) AS (
+    SELECT id, parent_id FROM tasks WHERE id = %s AND deleted_at IS NULL
+    UNION SELECT parent.id, parent.parent_id FROM tasks AS parent
+    JOIN chain ON parent.id = chain.parent_id WHERE parent.deleted_at IS NULL)"""
+
+
+def _ids(using: str, sql: str, *task_ids: object) -> RawSQL:
+    connection = connections[using]
+    params = [Task._meta.pk.get_db_prep_value(task_id, connection) for task_id in task_ids]
+    return RawSQL(sql, params)  # noqa: S611 -- constant SQL, values bound
+
+
+def subtree_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of task `task_id` and of its live descendants (for `pk__in`)."""
+    return _ids(using, f"WITH RECURSIVE {_SUBTREE} SELECT id FROM subtree", task_id)  # noqa: S608
+
+
+def chain_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of task `task_id` and of its ancestors (for `pk__in`)."""
+    return _ids(using, f"WITH RECURSIVE {_CHAIN} SELECT id FROM chain", task_id)  # noqa: S608
+
+
+def family_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of task `task_id`, its live descendants and its ancestors (for `pk__in`)."""
+    sql = f"WITH RECURSIVE {_SUBTREE}, {_CHAIN} SELECT id FROM subtree UNION SELECT id FROM chain"  # noqa: S608
+    return _ids(using, sql, task_id, task_id)
+
+
+def subtree_levels(task_id: object, using: str) -> RawSQL:
+    """How many levels task `task_id`'s subtree spans (1: no subtasks), as a value."""
+    sql = """WITH RECURSIVE down(id, level) AS (
+        SELECT id, 1 FROM tasks WHERE id = %s AND deleted_at IS NULL
+        UNION SELECT child.id, down.level + 1 FROM tasks AS child JOIN down
+        ON child.parent_id = down.id WHERE child.parent_id IS NOT NULL
+        AND child.deleted_at IS NULL) SELECT MAX(level) FROM down"""
+    connection = connections[using]
+    param = Task._meta.pk.get_db_prep_value(task_id, connection)
+    return RawSQL(sql, [param], output_field=models.IntegerField())  # noqa: S611 -- values bound
+
+
+def live_list(list_id: object, user_id: str, using: str) -> RawSQL:
+    """Whether list `list_id` is `user_id`'s and live (a condition), read under a key-share lock
+    on PostgreSQL: a list's deletion locks it first, so no task moves into a list being
+    deleted."""
+    connection = connections[using]
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    table = connection.ops.quote_name(TaskList._meta.db_table)
+    param = TaskList._meta.pk.get_db_prep_value(list_id, connection)
+    return RawSQL(  # noqa: S611 -- identifiers from metadata, values bound
+        f"EXISTS (SELECT 1 FROM {table} WHERE id = %s AND user_id = %s"  # noqa: S608
+        f" AND deleted_at IS NULL{lock})",
+        [param, user_id],
+        output_field=models.BooleanField(),
+    )
+
+
+def family(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]:
+    """Task `pk`, its subtree and its ancestors, locked in id order (two writers that lock
+    overlapping families wait for each other, never deadlock). Every write that changes more
+    than one task of a tree, or a task's place in one, locks the families it touches first:
+    tasks.services says why."""
+    return tasks.filter(pk__in=family_ids(pk, tasks.db)).order_by("pk").select_for_update()
+
+
+def chain(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]:
+    """Task `pk` and its ancestors, locked in id order (a new subtask's parent)."""
+    return tasks.filter(pk__in=chain_ids(pk, tasks.db)).order_by("pk").select_for_update()
+
+
+def _changed(updated_at: datetime, **values: Any) -> dict[str, Any]:
+    return {**values, "version": F("version") + 1, "updated_at": updated_at}
+
+
+def completing(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime) -> Built:
+    """Task `pk` completed, with every open task of its subtree (each gets `completed_at`)."""
+    rows = tasks.filter(pk__in=subtree_ids(pk, tasks.db)).filter(Q(pk=pk) | Q(completed=False))
+    return rows, _changed(updated_at, completed=True, **_completion(True, updated_at))
+
+
+def reopening(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime) -> Built:
+    """Task `pk` reopened, with every completed task above it."""
+    above = Q(pk__in=chain_ids(pk, tasks.db), completed=True)
+    return tasks.filter(Q(pk=pk) | above), _changed(updated_at, completed=False, completed_at=None)
+
+
+def deleting(
+    tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime, **tombstone: Any
+) -> Built:
+    """Task `pk` and its subtree left as tombstones (`tombstone`: the erased fields)."""
+    rows = tasks.filter(pk__in=subtree_ids(pk, tasks.db))
+    return rows, _changed(updated_at, deleted_at=updated_at, **tombstone)
+
+
+BUILDERS: tuple[Builder, ...] = (
+    page,
+    by_pk,
+    update,
+    family,
+    chain,
+    completing,
+    reopening,
+    deleting,
+)
 
 
 # --- Running a builder ----------------------------------------------------------------------
@@ -399,13 +512,13 @@ def _columns(using: str) -> str:
 
 
 class NextChangeSeq(models.Func):
-    """The change sequence number a write stamps on a row, for incremental sync; `owner` is the
-    row's user id (a column reference in an UPDATE, a value in an INSERT).
+    """The change sequence number a write stamps on a task or a list, for incremental sync;
+    `owner` is the row's user id (a column reference in an UPDATE, a value in an INSERT).
 
     PostgreSQL: the writing transaction's id. A reader only hands out changes below the oldest
     transaction still in progress (`committed_changes`), so a change that commits late is never
-    skipped. SQLite has one writer at a time, so the owner's `max + 1` (an index lookup) is
-    already in commit order.
+    skipped. SQLite has one writer at a time, so the owner's `max + 1` over both tables (two
+    index lookups) is already in commit order.
     """
 
     output_field = models.BigIntegerField()
@@ -417,12 +530,12 @@ class NextChangeSeq(models.Func):
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
     ) -> tuple[str, list[object]]:
         owner, params = compiler.compile(self.source_expressions[0])
-        table = connection.ops.quote_name(Task._meta.db_table)
-        return (
-            f"(SELECT COALESCE(MAX(seq.change_seq), 0) + 1 FROM {table} AS seq"  # noqa: S608
-            f" WHERE seq.user_id = {owner})",
-            list(params),
-        )
+        latest = [
+            f"COALESCE((SELECT MAX(seq.change_seq) FROM {connection.ops.quote_name(table)}"  # noqa: S608
+            f" AS seq WHERE seq.user_id = {owner}), 0)"
+            for table in (Task._meta.db_table, TaskList._meta.db_table)
+        ]
+        return f"(MAX({', '.join(latest)}) + 1)", [*params, *params]
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
@@ -430,12 +543,12 @@ class NextChangeSeq(models.Func):
         return "pg_current_xact_id()::text::bigint", []
 
 
-def committed_changes(tasks: QuerySet[Task]) -> QuerySet[Task]:
-    """`tasks` without the rows a transaction still in progress may yet be followed by (on
-    PostgreSQL, changes at or above the oldest running transaction's id)."""
-    if connections[tasks.db].vendor != "postgresql":
-        return tasks
-    return tasks.filter(
+def committed_changes(rows: QuerySet[M]) -> QuerySet[M]:
+    """`rows` (tasks or lists) without those a transaction still in progress may yet be
+    followed by (on PostgreSQL, changes at or above the oldest running transaction's id)."""
+    if connections[rows.db].vendor != "postgresql":
+        return rows
+    return rows.filter(
         change_seq__lt=RawSQL("pg_snapshot_xmin(pg_current_snapshot())::text::bigint", [])
     )
 
@@ -458,8 +571,11 @@ def _update_returning_sql(tasks: QuerySet[Task], changes: dict[str, Any]) -> tup
 
 
 def insert_within_limit(*, limit: int, using: str = DEFAULT_DB_ALIAS, **fields: Any) -> Task | None:
-    """Insert a task unless its owner already has `limit` live tasks, in one statement (the
-    count is a row of `task_counts`, which triggers keep). None: the owner is at the limit."""
+    """Insert a task unless its owner already has `limit` live tasks, into its list (`list_id`;
+    None: the owner's default list), in one statement: the count is a row of `task_counts`,
+    which triggers keep, and the list must be the owner's and live, read under a key-share lock
+    (a list's deletion locks it first, so no task lands in a list being deleted). None: nothing
+    inserted (the owner is at the limit, or the list is missing; the caller tells which)."""
     task = Task(**fields)
     connection = connections[using]
     compiler = Query(Task).get_compiler(using)
@@ -469,31 +585,45 @@ def insert_within_limit(*, limit: int, using: str = DEFAULT_DB_ALIAS, **fields: 
     ):
         if field.attname == "change_seq":
             fragment, fragment_params = compiler.compile(NextChangeSeq(Value(task.user_id)))
+        elif field.attname == "list_id":
+            fragment, fragment_params = "lists.id", []
         else:
             value = field.pre_save(task, add=True)
             fragment = placeholder_sql
             fragment_params = [field.get_db_prep_save(value, connection)]
         selected.append(fragment)
         params += fragment_params
-    table = connection.ops.quote_name(Task._meta.db_table)
-    counts = connection.ops.quote_name(TaskCount._meta.db_table)
-    # Identifiers come from the model's metadata; every value is a bound parameter.
+    quote = connection.ops.quote_name
+    which_list = "lists.is_default" if task.list_id is None else "lists.id = %s"
+    # Identifiers come from the models' metadata; every value is a bound parameter.
     statement = (
-        f"INSERT INTO {table} ({_columns(using)}) SELECT {', '.join(selected)} "  # noqa: S608
-        f"WHERE COALESCE((SELECT SUM(live) FROM {counts} WHERE user_id = %s), 0)"
-        f" < {_typed(connection, 'bigint')}"
+        f"INSERT INTO {quote(Task._meta.db_table)} ({_columns(using)})"  # noqa: S608
+        f" SELECT {', '.join(selected)} FROM {quote(TaskList._meta.db_table)} AS lists"
+        f" WHERE lists.user_id = %s AND lists.deleted_at IS NULL AND {which_list}"
+        f" AND COALESCE((SELECT SUM(live) FROM {quote(TaskCount._meta.db_table)}"
+        f" WHERE user_id = %s), 0) < {_typed(connection, 'bigint')}"
+        f"{' FOR KEY SHARE OF lists' if connection.vendor == 'postgresql' else ''}"
+        " RETURNING list_id"
     )
+    list_field = Task._meta.get_field("list_id")
+    params.append(task.user_id)
+    if task.list_id is not None:
+        params.append(list_field.get_db_prep_value(task.list_id, connection))
+    params += [task.user_id, limit]
 
-    def insert() -> bool:
+    def insert() -> uuid.UUID | None:
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, task.user_id, limit])
-            return bool(cursor.rowcount == 1)
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+        return None if row is None else cast(uuid.UUID, list_field.to_python(row[0]))
 
     def stamp() -> in_doubt.Stamp:
         return in_doubt.Stamp(Task.objects.filter(pk=task.pk), task.updated_at)
 
-    if not in_doubt.statement(insert, stamp, answer=bool):
+    list_id = in_doubt.statement(insert, stamp, answer=lambda rows: rows[0].list_id)
+    if list_id is None:
         return None
+    task.list_id = list_id
     task._state.adding = False
     task._state.db = using
     return task
@@ -514,3 +644,35 @@ def _typed(connection: BaseDatabaseWrapper, db_type: str) -> str:
     binding, DATABASE_PREPARED_STATEMENTS) cannot infer a SELECT-list parameter's type. SQLite
     needs none, and its CAST to a date type would turn the text into a number."""
     return f"CAST(%s AS {db_type})" if connection.vendor == "postgresql" else "%s"
+
+
+def insert_default_list(user_id: str, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Make `user_id`'s default list unless they have one; whether this made it. Race-free:
+    of concurrent first requests, the unique index lets one insert and the others do nothing."""
+    connection = connections[using]
+    compiler = Query(TaskList).get_compiler(using)
+    seq, seq_params = compiler.compile(NextChangeSeq(Value(user_id)))
+    now = timezone.now()
+    fields = {field.attname: field for field in TaskList._meta.concrete_fields}
+    values = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "title": DEFAULT_LIST_TITLE,
+        "is_default": True,
+        "position": positions.between(None, None),
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        "deleted_at": None,
+    }
+    quote = connection.ops.quote_name
+    columns = [*values, "change_seq"]
+    params = [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(TaskList._meta.db_table)}"  # noqa: S608 -- identifiers from metadata
+            f" ({', '.join(quote(fields[name].column) for name in columns)})"
+            f" VALUES ({', '.join(['%s'] * len(values))}, {seq}) ON CONFLICT DO NOTHING",
+            [*params, *seq_params],
+        )
+        return bool(cursor.rowcount == 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
 from . import selectors
-from .models import Task
+from .models import Task, TaskList
 from .signing import SignedJSON
 
 SYNC_TOKENS = SignedJSON(salt="tasks.sync.token")
@@ -80,7 +81,22 @@ def changes_page(*, user_id: str, since: SyncToken, page_size: int) -> tuple[lis
     return rows[:page_size], len(rows) > page_size
 
 
-def next_token(rows: list[Task], since: SyncToken, has_more: bool) -> SyncToken:
+def all_changes_page(
+    *, user_id: str, since: SyncToken, page_size: int
+) -> tuple[list[Task | TaskList], bool]:
+    """As `changes_page`, for lists and tasks together: one order, (change_seq, id), over both
+    (ids are unique across them), so one token marks a place in both."""
+    after = (since.change_seq, uuid.UUID(since.last_id)) if since.last_id else None
+    limit = page_size + 1
+    rows: list[Task | TaskList] = [
+        *selectors.list_changes(user_id=user_id, after=after, limit=limit),
+        *selectors.task_changes(user_id=user_id, after=after, limit=limit),
+    ]
+    rows.sort(key=lambda row: (row.change_seq, row.id))
+    return rows[:page_size], len(rows) > page_size
+
+
+def next_token(rows: Sequence[Task | TaskList], since: SyncToken, has_more: bool) -> SyncToken:
     """The token after `rows`. While pages remain, it keeps the time the feed began: a client
     that stops half-way must not look up to date when the retention check is made."""
     issued_at = since.issued_at if has_more and since.issued_at else time.time()

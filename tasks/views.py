@@ -32,7 +32,13 @@ from rest_framework.views import APIView
 
 from . import idempotency, selectors, services, sync, throttling
 from .authentication import DEVELOPMENT_COOKIE_NAME
-from .bulk import MAX_OPERATIONS, BulkResponseSerializer, BulkSerializer, tasks_bulk
+from .bulk import (
+    MAX_OPERATIONS,
+    BulkResponseSerializer,
+    BulkSerializer,
+    tasks_bulk,
+    with_temp_ids,
+)
 from .exceptions import error_body
 from .filters import TaskFilter
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, Task, TaskQuerySet
@@ -44,6 +50,7 @@ from .pagination import (
     KeysetPagination,
 )
 from .renderers import ORJSONRenderer
+from .schema import TASK_ACTION_ERRORS
 from .serializers import (
     ChangesSerializer,
     MoveSerializer,
@@ -71,6 +78,9 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Retries with the same key (24 h, per user) replay the first 201 response and "
     "create nothing; the same key with a different body is a 409.",
+)
+LIST_PARAMETER = OpenApiParameter(
+    "list", OpenApiTypes.UUID, description="Only this list's tasks (a list id)."
 )
 TASK_RESPONSE = OpenApiResponse(
     TaskSerializer,
@@ -102,6 +112,18 @@ IANA_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().s
 }
 
 
+class RateLimitHeaders(APIView):
+    """Sends the throttle's RateLimit headers (tasks.throttling) with every answer."""
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in getattr(request, "rate_limit_headers", {}).items():
+            response[header] = value
+        return response
+
+
 @extend_schema_view(
     list=extend_schema(summary="List the caller's tasks, newest first"),
     create=extend_schema(
@@ -127,10 +149,11 @@ IANA_ZONES = frozenset(resources.files("tzdata").joinpath("zones").read_text().s
     ),
     destroy=extend_schema(summary="Delete a task", parameters=[IF_MATCH]),
 )
-class TaskViewSet(viewsets.ModelViewSet[Task]):
+class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
     """Tasks of the caller (the token's `sub`); another user's task is a 404, as a missing one."""
 
     queryset = Task.objects.none()  # for schema introspection only; requests use get_queryset
+    action_errors = TASK_ACTION_ERRORS
     serializer_class = TaskSerializer
     pagination_class = KeysetPagination
     filterset_class = TaskFilter
@@ -157,6 +180,20 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
         if not self.list_is_filtered:
             return queryset
         return super().filter_queryset(queryset)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().list(request, *args, **kwargs)
+        if not response.data["results"] and self.list_is_filtered:
+            # An empty page: was it a list or a parent the caller does not have? (A page with
+            # rows proves they exist: only their owner's tasks are in them.)
+            query = request.query_params
+            if "list" in query:
+                named_list(self.user_id, query["list"])
+            if query.get("parent", "none") != "none" and not selectors.task_exists(
+                user_id=self.user_id, task_id=uuid.UUID(query["parent"])
+            ):
+                raise NotFound()
+        return response
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = NewTaskSerializer(data=request.data, context=self.get_serializer_context())
@@ -243,7 +280,8 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
         return self.task_response(task)
 
     @extend_schema(
-        summary="Put a task right after another one (`after`), or first (`after: null`)",
+        summary="Put a task right after a sibling (`after`), or first (`after: null`), "
+        "optionally under another parent or in another list",
         parameters=[ETAG],
         request=MoveSerializer,
         responses={200: TASK_RESPONSE},
@@ -252,13 +290,18 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
     def move(self, request: Request, pk: str | None = None) -> Response:
         serializer = MoveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         task = services.task_move(
-            user_id=self.user_id, task_id=pk, after_id=serializer.validated_data["after"]
+            user_id=self.user_id,
+            task_id=pk,
+            after_id=data["after"],
+            **{name: data[name] for name in ("parent_id", "list_id") if name in data},
         )
         return self.task_response(task)
 
     @extend_schema(
-        summary="Delete all of the caller's completed tasks",
+        summary="Delete all of the caller's completed tasks (of one list, with `list`)",
+        parameters=[LIST_PARAMETER],
         request=None,
         responses={200: inline_serializer("Cleared", {"deleted": serializers.IntegerField()})},
     )
@@ -269,7 +312,11 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
         serializer_class=serializers.Serializer,  # takes no body (OPTIONS describes one)
     )
     def clear_completed(self, request: Request) -> Response:
-        return Response({"deleted": services.tasks_clear_completed(user_id=self.user_id)})
+        list_id = list_parameter(request)
+        deleted = services.tasks_clear_completed(user_id=self.user_id, list_id=list_id)
+        if not deleted and list_id is not None:
+            named_list(self.user_id, str(list_id))
+        return Response({"deleted": deleted})
 
     @extend_schema(
         summary=f"Apply up to {MAX_OPERATIONS} operations atomically (all or nothing)",
@@ -278,7 +325,8 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
     )
     @action(detail=False, methods=["post"], serializer_class=BulkSerializer)
     def bulk(self, request: Request) -> Response:
-        serializer = BulkSerializer(data=request.data)
+        data, temp_id_mapping, created_ids = with_temp_ids(request.data)
+        serializer = BulkSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         operations = serializer.validated_data["operations"]
         # One rate-limit unit per operation: the throttle has counted the first.
@@ -288,26 +336,32 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
             operations=operations,
             max_tasks=settings.MAX_TASKS_PER_USER,
             context=self.get_serializer_context(),
+            created_ids=created_ids,
         )
-        return Response({"results": results})
+        return Response({"results": results, "temp_id_mapping": temp_id_mapping})
 
     @extend_schema(
-        summary="Counts of the caller's tasks (one query)",
+        summary="Counts of the caller's tasks (of one list, with `list`): one query",
         parameters=[
+            LIST_PARAMETER,
             OpenApiParameter(
                 "tz",
                 str,
                 enum=sorted(IANA_ZONES),
                 default="UTC",
                 description="IANA time zone for `due_today`.",
-            )
+            ),
         ],
         responses={200: StatsSerializer},
     )
     @action(detail=False, methods=["get"], serializer_class=StatsSerializer)
     def stats(self, request: Request) -> Response:
         zone = time_zone(request.query_params.get("tz", "UTC"))
-        return Response(selectors.tasks_stats(user_id=self.user_id, zone=zone))
+        list_id = list_parameter(request)
+        counts = selectors.tasks_stats(user_id=self.user_id, zone=zone, list_id=list_id)
+        if not counts["total"] and list_id is not None:
+            named_list(self.user_id, str(list_id))
+        return Response(counts)
 
     @extend_schema(
         summary="Every change since a sync token, oldest first (deleted tasks as tombstones)",
@@ -350,16 +404,25 @@ class TaskViewSet(viewsets.ModelViewSet[Task]):
             data["next_occurrence_id"] = str(next_occurrence.id)
         return Response(data, headers={"ETag": task.etag})
 
-    def finalize_response(
-        self, request: Request, response: Response, *args: Any, **kwargs: Any
-    ) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        for header, value in getattr(request, "rate_limit_headers", {}).items():
-            response[header] = value
-        return response
-
 
 FILTERS = frozenset(TaskFilter.base_filters)
+
+
+def list_parameter(request: Request) -> uuid.UUID | None:
+    """The `list` query parameter: a list id, or None (422 if it is not an id)."""
+    raw = request.query_params.get("list")
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ValidationError({"list": ["Must be a list id."]}, code="invalid") from None
+
+
+def named_list(user_id: str, raw: str) -> None:
+    """404 unless `raw` is one of the caller's lists (the same answer as for a missing one)."""
+    if not selectors.list_exists(user_id=user_id, list_id=uuid.UUID(raw)):
+        raise NotFound()
 
 
 def time_zone(name: str) -> ZoneInfo:

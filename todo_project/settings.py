@@ -187,6 +187,7 @@ CACHES = {
 TOMBSTONE_RETENTION_DAYS = env.int("TOMBSTONE_RETENTION_DAYS", default=30)
 RATE_LIMIT = env.str("RATE_LIMIT", default="600/minute")
 MAX_TASKS_PER_USER = env.int("MAX_TASKS_PER_USER", default=100_000, minimum=1)
+MAX_LISTS_PER_USER = env.int("MAX_LISTS_PER_USER", default=1000, minimum=1)
 
 # --- Internationalisation and time ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -258,6 +259,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # A sync feed's entries: `deleted` is false for a list or task, true for a tombstone.
+    "ENUM_NAME_OVERRIDES": {"LiveEnum": [(False, False)], "DeletedEnum": [(True, True)]},
     "SCHEMA_PATH_PREFIX": r"/v1",
     # Routes answer with and without the trailing slash; the schema names the canonical form.
     "PREPROCESSING_HOOKS": ["tasks.schema.without_trailing_slashes"],

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from tasks.list_views import AllChangesView, TaskListViewSet
 from tasks.views import (
     Healthz,
     Readyz,
@@ -16,10 +17,12 @@ router = SimpleRouter(trailing_slash=False)
 # Every path answers with and without the trailing slash, with no redirect.
 router.trailing_slash = "/?"
 router.register("tasks", TaskViewSet, basename="task")
+router.register("lists", TaskListViewSet, basename="list")
 
 urlpatterns = [
     re_path(r"^v1/schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^v1/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^v1/changes/?$", AllChangesView.as_view(), name="changes"),
     re_path(r"^v1/", include(router.urls)),
     re_path(r"^v1(?:/.*)?$", UnknownAPIPath.as_view()),
     re_path(r"^healthz/?$", Healthz.as_view(), name="healthz"),

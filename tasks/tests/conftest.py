@@ -1,6 +1,9 @@
+from contextlib import contextmanager
+
 import pytest
 from django.core.cache import cache
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from tasks.authentication import issue_token
@@ -14,6 +17,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgresql" in item.keywords:
             item.add_marker(skip)
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+@pytest.fixture
+def assert_statements(db):
+    """`with assert_statements(n):` the block runs exactly `n` SQL statements (at most `n`
+    with `at_most=True`), not counting transaction control: SQLite logs its BEGIN and COMMIT,
+    PostgreSQL does not, and a test's own transaction turns a transaction into a savepoint."""
+
+    @contextmanager
+    def counting(expected: int, *, at_most: bool = False):
+        with CaptureQueriesContext(connection) as context:
+            yield context
+        statements = [
+            query["sql"]
+            for query in context.captured_queries
+            if not query["sql"].lstrip().upper().startswith(TRANSACTION_CONTROL)
+        ]
+        ok = len(statements) <= expected if at_most else len(statements) == expected
+        assert ok, f"{len(statements)} statements, expected {expected}:\n" + "\n\n".join(statements)
+
+    return counting
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks import services, statements
-from tasks.models import Task
+from tasks.models import Task, TaskList
 from tasks.selectors import ORDERINGS
 
 PROFILE = settings(
@@ -199,6 +199,7 @@ def test_the_create_inserts_what_the_orm_inserts(monkeypatch, given, fields, lim
     fields = {"id": uuid.uuid4(), "user_id": "alice", "created_at": NOW, **fields}
     with transaction.atomic():
         stored(given)
+        fields["list_id"] = TaskList.objects.create(user_id="alice", title="Tasks").pk
 
         def orm_create() -> list[Task]:
             if Task.objects.for_user("alice").count() >= limit:

@@ -29,19 +29,22 @@ def test_a_list_page_is_one_query_however_many_tasks(alice, django_assert_num_qu
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body"),
+    ("method", "path", "body", "queries"),
     [
-        ("post", "/v1/tasks", {"title": "x"}),
-        ("get", "/v1/tasks/{id}", None),
-        ("put", "/v1/tasks/{id}", {"title": "y"}),
-        ("patch", "/v1/tasks/{id}", {"completed": True}),
-        ("post", "/v1/tasks/{id}/toggle", None),
-        ("delete", "/v1/tasks/{id}", None),
+        ("post", "/v1/tasks", {"title": "x"}, 1),
+        ("get", "/v1/tasks/{id}", None, 1),
+        ("put", "/v1/tasks/{id}", {"title": "y"}, 1),
+        # Completing, reopening and deleting reach a task's subtasks: the family's lock first.
+        ("patch", "/v1/tasks/{id}", {"completed": True}, 2),
+        ("post", "/v1/tasks/{id}/toggle", None, 2),
+        ("delete", "/v1/tasks/{id}", None, 2),
     ],
 )
-def test_each_route_is_one_query(alice, make_task, django_assert_num_queries, method, path, body):
+def test_each_route_is_one_or_two_queries(
+    alice, make_task, assert_statements, method, path, body, queries
+):
     task = make_task()
-    with django_assert_num_queries(1):
+    with assert_statements(queries):
         response = getattr(alice, method)(path.format(id=task["id"]), body, format="json")
     assert response.status_code < 300
 

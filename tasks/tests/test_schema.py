@@ -50,8 +50,8 @@ def test_the_docs_route_serves_swagger_ui_from_our_own_static_files(api_client):
 AUTHENTICATED = {"401", "429", "503"}
 BODY = {"400", "413", "415", "422"}
 EXPECTED_OPERATIONS = {
-    ("/v1/tasks", "get"): {"200", "422"} | AUTHENTICATED,
-    ("/v1/tasks", "post"): {"201", "409"} | BODY | AUTHENTICATED,
+    ("/v1/tasks", "get"): {"200", "404", "422"} | AUTHENTICATED,
+    ("/v1/tasks", "post"): {"201", "404", "409"} | BODY | AUTHENTICATED,
     ("/v1/tasks/{id}", "get"): {"200", "304", "404"} | AUTHENTICATED,
     ("/v1/tasks/{id}", "put"): {"200", "404", "409", "412"} | BODY | AUTHENTICATED,
     ("/v1/tasks/{id}", "patch"): {"200", "404", "409", "412"} | BODY | AUTHENTICATED,
@@ -60,8 +60,16 @@ EXPECTED_OPERATIONS = {
     ("/v1/tasks/{id}/move", "post"): {"200", "404"} | BODY | AUTHENTICATED,
     ("/v1/tasks/bulk", "post"): {"200", "404", "409"} | BODY | AUTHENTICATED,
     ("/v1/tasks/changes", "get"): {"200", "410", "422"} | AUTHENTICATED,
-    ("/v1/tasks/clear-completed", "post"): {"200"} | AUTHENTICATED,
-    ("/v1/tasks/stats", "get"): {"200", "422"} | AUTHENTICATED,
+    ("/v1/tasks/clear-completed", "post"): {"200", "404", "422"} | AUTHENTICATED,
+    ("/v1/tasks/stats", "get"): {"200", "404", "422"} | AUTHENTICATED,
+    ("/v1/lists", "get"): {"200", "422"} | AUTHENTICATED,
+    ("/v1/lists", "post"): {"201", "409"} | BODY | AUTHENTICATED,
+    ("/v1/lists/{id}", "get"): {"200", "304", "404"} | AUTHENTICATED,
+    ("/v1/lists/{id}", "put"): {"200", "404", "412"} | BODY | AUTHENTICATED,
+    ("/v1/lists/{id}", "patch"): {"200", "404", "412"} | BODY | AUTHENTICATED,
+    ("/v1/lists/{id}", "delete"): {"204", "404", "409", "412"} | AUTHENTICATED,
+    ("/v1/lists/{id}/move", "post"): {"200", "404"} | BODY | AUTHENTICATED,
+    ("/v1/changes", "get"): {"200", "410", "422"} | AUTHENTICATED,
     ("/healthz", "get"): {"200"},
     ("/readyz", "get"): {"200", "503"},
 }
@@ -82,7 +90,7 @@ def test_task_routes_require_the_bearer_scheme(generated):
     for path, item in generated["paths"].items():
         for operation in item.values():
             secured = operation.get("security") == [{"bearerAuth": []}]
-            assert secured is path.startswith("/v1/tasks")
+            assert secured is path.startswith(("/v1/tasks", "/v1/lists", "/v1/changes"))
 
 
 def test_the_task_schema_states_the_field_rules(generated):

@@ -28,7 +28,8 @@ def test_create_returns_201_with_the_stored_task(alice):
     task = response.json()
     assert set(task) == {
         "id", "user_id", "title", "details", "completed", "created_at", "updated_at",
-        "due_at", "completed_at", "priority", "labels", "position", "recurrence",
+        "due_at", "completed_at", "priority", "labels", "position", "recurrence", "list_id",
+        "parent_id",
     }  # fmt: skip
     assert uuid.UUID(task["id"])
     assert task["user_id"] == "alice"

@@ -6,13 +6,14 @@ from django.core.management.base import BaseCommand
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from tasks.models import Task
+from tasks.models import Task, TaskList
 
 
 class Command(BaseCommand):
     help = (
-        "Delete the tombstones of tasks deleted more than TOMBSTONE_RETENTION_DAYS ago. Sync "
-        "tokens older than the retention get 410 Gone, so no client misses a purged deletion."
+        "Delete the tombstones of tasks and lists deleted more than TOMBSTONE_RETENTION_DAYS "
+        "ago. Sync tokens older than the retention get 410 Gone, so no client misses a purged "
+        "deletion."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -20,12 +21,16 @@ class Command(BaseCommand):
         # still-valid token miss a deletion.
         days = settings.TOMBSTONE_RETENTION_DAYS
         cutoff = timezone.now() - timedelta(days=days)
-        # Each user's newest row stays: on SQLite the next change_seq is the owner's max + 1,
-        # and purging the max would let a new change reuse a number a token has already seen.
-        newest = Task.objects.filter(user_id=OuterRef("user_id")).order_by("-change_seq", "-id")
-        deleted, _ = (
-            Task.objects.filter(deleted_at__lt=cutoff)
-            .exclude(pk__in=Subquery(newest.values("pk")[:1]))
-            .delete()
-        )
+        deleted = 0
+        for model in (Task, TaskList):
+            # Each user's newest row stays: on SQLite the next change_seq is the owner's max
+            # + 1, and purging the max would let a change reuse a number a token has seen.
+            rows = model.objects.filter(user_id=OuterRef("user_id"))
+            newest = rows.order_by("-change_seq", "-id").values("pk")[:1]
+            purged, _ = (
+                model.objects.filter(deleted_at__lt=cutoff)
+                .exclude(pk__in=Subquery(newest))
+                .delete()
+            )
+            deleted += purged
         self.stdout.write(f"Purged {deleted} tombstone(s) older than {days} days.")

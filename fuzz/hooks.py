@@ -7,8 +7,13 @@ for values that the server alone issues, which a fuzzer cannot know:
    alone may be left out of a positive-data check"): a 422 on `GET /v1/tasks` whose every error
    names `cursor`; likewise `since` on `GET /v1/tasks/changes`, the sync token, which is the same
    kind of server-issued opaque token.
+   The same for `cursor` on `GET /v1/lists` and `since` on `GET /v1/changes`.
 2. `If-Match` (RFC 9110 §13.1.1): an ETag the task does not currently have is 412
    `precondition_failed` by design; a random, schema-valid ETag cannot be expected to match.
+3. The rules of task trees that depend on what is stored, which no schema can state: a 422 whose
+   every error is one of TREE_RULES (a cycle, a tree too deep, a recurring task in a tree, an
+   `after` that is not a sibling, a parent in another list), or a bulk's temp-id rules (unique
+   in the batch, not a UUID, defined before use: CONTRACT-lists.md).
 
 And one stateful check, `ensure_resource_availability` ("a resource just created is found"), for
 the one 404 that names another resource than the path's: a move after a task that is not the
@@ -29,6 +34,16 @@ from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPosi
 SERVER_ISSUED_TOKENS = {
     ("GET", "/v1/tasks"): "cursor",
     ("GET", "/v1/tasks/changes"): "since",
+    ("GET", "/v1/lists"): "cursor",
+    ("GET", "/v1/changes"): "since",
+}
+TREE_RULES = {
+    "cycle",
+    "too_deep",
+    "recurring_task_in_tree",
+    "not_a_sibling",
+    "parent_in_other_list",
+    "unknown_temp_id",
 }
 
 
@@ -70,6 +85,18 @@ def _is_stale_etag(case, response) -> bool:
     )
 
 
+def _breaks_a_tree_rule(case, response) -> bool:
+    if response.status_code != 422:
+        return False
+    try:
+        errors = json.loads(response.content).get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return bool(errors) and all(
+        e.get("code") in TREE_RULES or str(e.get("attr", "")).endswith(".temp_id") for e in errors
+    )
+
+
 def _is_missing_move_anchor(case, response) -> bool:
     """A 404 to a move whose `after` names some other task than the one moved: that task is
     missing (or not the caller's), not the task in the path."""
@@ -93,4 +120,8 @@ def filter_failure(context, failure, case, response) -> bool:
         return not _is_missing_move_anchor(case, response)
     if not isinstance(failure, RejectedPositiveData):
         return True
-    return not (_is_unissued_token(case, response) or _is_stale_etag(case, response))
+    return not (
+        _is_unissued_token(case, response)
+        or _is_stale_etag(case, response)
+        or _breaks_a_tree_rule(case, response)
+    )

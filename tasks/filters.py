@@ -25,6 +25,8 @@ class TaskFilterForm(forms.Form):
         priorities = self.data.getlist("priority")  # type: ignore[attr-defined]  # a QueryDict
         if len(set(priorities)) < len(priorities):
             self.add_error("priority", forms.ValidationError("Repeats a value.", "invalid"))
+        if self.data.get("list") == "" and "list" not in self.errors:
+            self.add_error("list", forms.ValidationError("Must be a list id.", "invalid"))
         parent = self.data.get("parent")
         if parent is not None and parent != "none" and "parent" not in self.errors:
             try:

@@ -72,24 +72,32 @@ def task_page(
     return statements.run_orm(statements.page, shape, filtered, **values)
 
 
-def task_changes(*, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int) -> list[Task]:
+def task_changes(
+    *,
+    user_id: str,
+    after: tuple[int, uuid.UUID] | None,
+    limit: int,
+    horizon: int | None = None,
+) -> list[Task]:
     """The first `limit` of the caller's changed tasks (tombstones included) after `after` (a
     change sequence number and an id), oldest change first; only changes that no transaction
-    still in progress can precede."""
-    return _changes(Task.objects.for_user(user_id, tombstones=True), after, limit)
+    still in progress can precede (below `horizon`, if given: statements.change_horizon)."""
+    return _changes(Task.objects.for_user(user_id, tombstones=True), after, limit, horizon)
 
 
 def list_changes(
-    *, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int
+    *, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int, horizon: int | None
 ) -> list[TaskList]:
-    """As `task_changes`, for the caller's lists."""
-    return _changes(TaskList.objects.for_user(user_id, tombstones=True), after, limit)
+    """As `task_changes`, for the caller's lists, below `horizon` (statements.change_horizon)."""
+    return _changes(TaskList.objects.for_user(user_id, tombstones=True), after, limit, horizon)
 
 
-def _changes(rows: QuerySet[M], after: tuple[int, uuid.UUID] | None, limit: int) -> list[M]:
+def _changes(
+    rows: QuerySet[M], after: tuple[int, uuid.UUID] | None, limit: int, horizon: int | None = None
+) -> list[M]:
     if after is not None:
         rows = rows.filter(statements.rows_after(CHANGES_ORDER, after))
-    rows = statements.committed_changes(rows)
+    rows = statements.committed_changes(rows, horizon)
     return list(rows.order_by(*(key.order_by() for key in CHANGES_ORDER))[:limit])
 
 

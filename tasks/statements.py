@@ -543,14 +543,29 @@ class NextChangeSeq(models.Func):
         return "pg_current_xact_id()::text::bigint", []
 
 
-def committed_changes(rows: QuerySet[M]) -> QuerySet[M]:
+def committed_changes(rows: QuerySet[M], horizon: int | None = None) -> QuerySet[M]:
     """`rows` (tasks or lists) without those a transaction still in progress may yet be
-    followed by (on PostgreSQL, changes at or above the oldest running transaction's id)."""
+    followed by: on PostgreSQL, changes at or above the oldest running transaction's id, or
+    above `horizon` (change_horizon) if given, so that several reads share one bound."""
     if connections[rows.db].vendor != "postgresql":
         return rows
-    return rows.filter(
-        change_seq__lt=RawSQL("pg_snapshot_xmin(pg_current_snapshot())::text::bigint", [])
-    )
+    if horizon is not None:
+        return rows.filter(change_seq__lt=horizon)
+    return rows.filter(change_seq__lt=RawSQL(_HORIZON, []))  # noqa: S611 -- a constant
+
+
+_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def change_horizon(using: str = DEFAULT_DB_ALIAS) -> int | None:
+    """The id below which every transaction has ended (PostgreSQL; None elsewhere): a bound
+    that reads made after it can share, whatever commits in between."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {_HORIZON}")
+        return int(cursor.fetchone()[0])
 
 
 def update_returning(tasks: QuerySet[Task], changes: dict[str, Any]) -> list[Task]:

@@ -20,7 +20,7 @@ from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 
-from . import selectors
+from . import selectors, statements
 from .models import Task, TaskList
 from .signing import SignedJSON
 
@@ -85,12 +85,13 @@ def all_changes_page(
     *, user_id: str, since: SyncToken, page_size: int
 ) -> tuple[list[Task | TaskList], bool]:
     """As `changes_page`, for lists and tasks together: one order, (change_seq, id), over both
-    (ids are unique across them), so one token marks a place in both."""
+    (ids are unique across them), so one token marks a place in both. Both reads stop at the
+    same horizon: a transaction that commits between them is in neither or in both."""
     after = (since.change_seq, uuid.UUID(since.last_id)) if since.last_id else None
-    limit = page_size + 1
+    limit, horizon = page_size + 1, statements.change_horizon()
     rows: list[Task | TaskList] = [
-        *selectors.list_changes(user_id=user_id, after=after, limit=limit),
-        *selectors.task_changes(user_id=user_id, after=after, limit=limit),
+        *selectors.list_changes(user_id=user_id, after=after, limit=limit, horizon=horizon),
+        *selectors.task_changes(user_id=user_id, after=after, limit=limit, horizon=horizon),
     ]
     rows.sort(key=lambda row: (row.change_seq, row.id))
     return rows[:page_size], len(rows) > page_size

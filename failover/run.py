@@ -118,6 +118,22 @@ class FailoverClient(Client):
         self.switch = switch
         self.last_kind = "ok"
 
+    def excused(
+        self, operation: str, tasks: tuple[str, ...] = (), lists: tuple[str, ...] = ()
+    ) -> bool:
+        """As the soak's; the answer is then `refused`, not `wrong`."""
+        if not super().excused(operation, tasks, lists):
+            return False
+        reply = self.last_reply
+        with self.ledger.lock:
+            for index, (started, ended, kind) in enumerate(self.switch.answers):
+                if started == reply.started and kind == "wrong":
+                    self.switch.answers[index] = (started, ended, "refused")
+                    self.switch.kinds["wrong"] -= 1
+                    self.switch.kinds["refused"] += 1
+                    break
+        return True
+
     def request(
         self,
         operation: str,
@@ -259,7 +275,8 @@ def report(
     back_after = min((ended for ended in answered_ok if ended >= promoted), default=None)
     back_after = back_after - promoted if back_after is not None else float("inf")
     last_failure = max(
-        (ended for _, ended, kind in switch.answers if kind != "ok"), default=promoted
+        (ended for _, ended, kind in switch.answers if kind not in ("ok", "refused")),
+        default=promoted,
     )
     wrong = [
         failure
@@ -335,14 +352,27 @@ def report(
     slow = back_after > BACK_WITHIN_S
     if slow:
         print(f"FAILURE: not back to 2xx within {BACK_WITHIN_S:.0f} s of the promotion")
-    bad = wrong or lost or resurrected or unexplained or ledger.leaks or ledger.problems or slow
+    inconsistent = found["inconsistent"]
+    for task_id, problem in list(inconsistent.items())[:10]:
+        print(f"INCONSISTENT TREE {task_id}: {problem}")
+    bad = (
+        wrong
+        or lost
+        or resurrected
+        or unexplained
+        or inconsistent
+        or ledger.leaks
+        or ledger.problems
+        or slow
+    )
     for problem in ledger.problems:
         print(f"FAILURE {problem}")
     print(
         f"failover: requests={sum(ledger.requests.values())} ok={sum(ledger.ok.values())} "
         f"not_applied={switch.kinds['not_applied']} unknown={switch.kinds['unknown']} "
         f"no_answer={switch.kinds['no_answer']} wrong_answers={len(wrong)} lost={len(lost)} "
-        f"resurrected={len(resurrected)} leaks={len(ledger.leaks)} gap={gap:.2f}s "
+        f"resurrected={len(resurrected)} leaks={len(ledger.leaks)} "
+        f"inconsistent_trees={len(inconsistent)} gap={gap:.2f}s "
         f"back_after_promotion={back_after:.2f}s "
         f"in_doubt_applied={in_doubt['resolved: applied']} "
         f"in_doubt_not_applied={in_doubt['resolved: not applied']}"

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 BENCH_ARGS ?= --two-instances
 
-.PHONY: run test lint typecheck format schema bench soak failover clean lock
+.PHONY: run test lint typecheck format schema bench soak failover clean lock upgrade-bench docs docs-build
 
 # Installs the lock (pyproject.toml's dependencies and dev group, every file checked against its
 # hash) with the venv's own pip: nothing is fetched that the lock does not name.
@@ -59,6 +59,12 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.txt
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# Migration 0007 (task lists) on 1,000,000 tasks while the previous release writes (needs
+# PostgreSQL; recreates the database upgrade_bench). Fails on a changed row or an operation over
+# 1 s; prints the figures in docs/postgresql.md.
+upgrade-bench: $(BIN)/.installed
+	$(BIN)/python bench/upgrade.py $(UPGRADE_BENCH_ARGS)
+
 # Concurrent clients, a worker killed mid-run; fails on any lost write or cross-user leak.
 soak: $(BIN)/.installed
 	DATABASE_URL="$${DATABASE_URL:-postgres://root@127.0.0.1:5432/test}" $(BIN)/python soak/run.py $(SOAK_ARGS)
@@ -69,8 +75,17 @@ soak: $(BIN)/.installed
 failover: $(BIN)/.installed
 	bash .ci/failover-test $(FAILOVER_ARGS)
 
+# The documentation site (mkdocs.yml, docs/): `make docs` serves it with live reload on DOCS_PORT;
+# `make docs-build` builds it into site/, failing on any broken link or anchor (.ci/run does too).
+DOCS_PORT ?= 8001
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
 
 # The OpenAPI contract is generated from the code; a test fails when the committed file drifts.
 schema: $(BIN)/.installed

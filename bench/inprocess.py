@@ -70,7 +70,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     for n in range(100):
         services.task_create(user_id="alice", fields={"title": f"task {n}"}, max_tasks=1000)
-    task_id = Task.objects.for_user("alice").values_list("id", flat=True).first()
+    task_id = Task.all_objects.for_user("alice").values_list("id", flat=True).first()
     application = get_wsgi_application()
     token = issue_token("alice", ttl_seconds=3600)
 

@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,14 @@ STATS_SETTLE_S = 11.0
 IN_FLIGHT_SETTLE_S = 1.0
 
 SMALL, BIG, WRITER, DELETER = "bench-small", "bench-big", "bench-writer", "bench-delete"
+# A service with task lists (a `list_id` column) gets this many lists per user; every task goes
+# into one of them in turn, and BIG also gets subtasks (seed_lists).
+LISTS_PER_USER = 50
+# BIG's tasks in each list, by their place k in it: k % CHAIN_EVERY == 0 heads a chain of
+# subtasks k+1 … k+4, each under the one before (5 levels in all).
+CHAIN_EVERY = 25
+# The tree of toggle_parent: 5 subtasks, each with 9 of its own (50 descendants, 3 levels).
+TOGGLE_TREE_FANOUT = (5, 9)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,18 @@ SCENARIOS = [
     Scenario("toggle", "POST", "/v1/tasks/{toggle_task}/toggle", SMALL, 200),
     Scenario("delete", "DELETE", "/v1/tasks/%s", DELETER, 204),  # %s: the next id of the ids file
     Scenario("unauthorized", "GET", "/v1/tasks", None, 401),
+    # Task lists and subtasks. A target without lists serves its plain list of the same user
+    # in list_in_list's place (the reference point); the other two are not applicable to it.
+    Scenario("list_in_list", "GET", "{list_page}", BIG, 200),
+    Scenario(
+        "create_in_list",
+        "POST",
+        "/v1/tasks",
+        WRITER,
+        201,
+        {"title": "bench create in a list", "list_id": "{writer_list}"},
+    ),
+    Scenario("toggle_parent", "POST", "/v1/tasks/{toggle_parent}/toggle", BIG, 200),
 ]
 SCENARIO_NAMES = [s.name for s in SCENARIOS]
 
@@ -115,6 +136,7 @@ class Target:
     server: Server
     db: str
     refs: dict[str, str] = field(default_factory=dict)  # path placeholders: task ids, deep page
+    notes: dict[str, str] = field(default_factory=dict)  # scenario -> what was measured instead
     not_implemented: dict[str, str] = field(default_factory=dict)  # scenario -> reason
     xact_mark: int = 0  # transaction counter at the start of the open window
     last_load: float = 0.0  # time.monotonic() when this target last served requests
@@ -336,6 +358,13 @@ def seed(target: Target, args: argparse.Namespace) -> None:
             """,
             ([u for u, _ in users], [n for _, n in users]),
         )
+        if has_column(conn, "list_id"):
+            seed_lists(conn, target)
+        else:
+            target.refs["list_page"] = "/v1/tasks?page_size=50"
+            target.notes["list_in_list"] = "plain list: no task lists"
+            for name in ("create_in_list", "toggle_parent"):
+                target.not_implemented[name] = "no task lists"
         # VACUUM as well as ANALYZE: it sets the visibility map and keeps autovacuum's insert
         # threshold from starting a vacuum of the fresh rows in the middle of a run.
         conn.execute("VACUUM (ANALYZE) tasks")
@@ -343,6 +372,89 @@ def seed(target: Target, args: argparse.Namespace) -> None:
             "SELECT id::text FROM tasks WHERE user_id = %s ORDER BY created_at LIMIT 3", (SMALL,)
         ).fetchall()
     target.refs.update(get_task=ids[0][0], put_task=ids[1][0], toggle_task=ids[2][0])
+
+
+def has_column(conn: psycopg.Connection, column: str) -> bool:
+    """Whether the target's tasks table has `column` (the peers' schemas differ from ours)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'tasks'"
+            " AND column_name = %s",
+            (column,),
+        ).fetchone()
+        is not None
+    )
+
+
+def seed_lists(conn: psycopg.Connection, target: Target) -> None:
+    """Give every user LISTS_PER_USER lists (the first the default) and put their seeded tasks
+    into them in turn, in created order; make chains of subtasks 5 levels deep among BIG's
+    tasks, and a tree of 50 descendants (toggle_parent) in BIG's second list."""
+    users = [SMALL, BIG, WRITER, DELETER]
+    conn.execute(
+        """
+        INSERT INTO task_lists (id, user_id, title, is_default, position, created_at,
+                                updated_at, version, change_seq)
+        SELECT gen_random_uuid(), u, CASE WHEN n = 0 THEN 'Tasks' ELSE 'list ' || n END,
+               n = 0, 'L' || to_char(n, 'FM000') || 'V', now(), now(), 1, 0
+        FROM unnest(%s::text[]) AS u, generate_series(0, %s - 1) AS n
+        """,
+        (users, LISTS_PER_USER),
+    )
+    # List n of a user (in their order) holds their tasks number n, n + LISTS_PER_USER, …
+    # (oldest first), in that order.
+    conn.execute(
+        """
+        UPDATE tasks SET list_id = lists.id, position = to_char(numbered.g, 'FM000000000') || 'V'
+        FROM (SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY created_at, id)
+              AS g FROM tasks) AS numbered
+        JOIN (SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY position) - 1
+              AS n FROM task_lists) AS lists
+          ON lists.user_id = numbered.user_id AND lists.n = numbered.g %% %s
+        WHERE tasks.id = numbered.id
+        """,
+        (LISTS_PER_USER,),
+    )
+    # Chains: the task at place k of its list (k % CHAIN_EVERY in 1…4) under the one before it.
+    # The chains are open, so that no completed task has an open subtask.
+    conn.execute(
+        """
+        WITH placed AS (
+            SELECT id, row_number() OVER w - 1 AS k, lag(id) OVER w AS previous
+            FROM tasks WHERE user_id = %s
+            WINDOW w AS (PARTITION BY list_id ORDER BY position, id))
+        UPDATE tasks SET completed = FALSE,
+                         parent_id = CASE WHEN placed.k %% %s = 0 THEN NULL ELSE previous END
+        FROM placed WHERE tasks.id = placed.id AND placed.k %% %s < 5
+        """,
+        (BIG, CHAIN_EVERY, CHAIN_EVERY),
+    )
+    second_list = (
+        "SELECT id::text FROM task_lists WHERE user_id = %s ORDER BY position LIMIT 1 OFFSET 1"
+    )
+    big_list = conn.execute(second_list, (BIG,)).fetchone()[0]
+    writer_list = conn.execute(second_list, (WRITER,)).fetchone()[0]
+    root = str(uuid.uuid4())
+    rows, level = [(root, None, "0V")], [root]
+    for fanout in TOGGLE_TREE_FANOUT:
+        below = [
+            (str(uuid.uuid4()), parent, f"{i + 1}V") for parent in level for i in range(fanout)
+        ]
+        rows += below
+        level = [child for child, _, _ in below]
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO tasks (id, user_id, title, details, completed, created_at, updated_at,"
+            " list_id, parent_id, position)"
+            " VALUES (%s, %s, 'toggle tree', '', FALSE, now(), now(), %s, %s, %s)",
+            [(task, BIG, big_list, parent, position) for task, parent, position in rows],
+        )
+    conn.execute("ANALYZE task_lists")
+    target.refs.update(
+        list_page=f"/v1/tasks?list={big_list}&parent=none&ordering=position&page_size=50",
+        writer_list=writer_list,
+        toggle_parent=root,
+    )
 
 
 def write_delete_ids(target: Target, path: Path) -> list[str]:
@@ -401,7 +513,7 @@ def probe(target: Target, scenario: Scenario, tokens: dict[str | None, str], wor
     if scenario.name == "delete":
         path = path % write_delete_ids(target, work / f"{target.name}-delete-ids.txt")[0]
     status, _ = http(
-        scenario.method, target.server.url + path, tokens.get(scenario.user), scenario.body
+        scenario.method, target.server.url + path, tokens.get(scenario.user), body(scenario, target)
     )
     if status in (404, 405) and scenario.expected not in (404, 405):
         target.not_implemented[scenario.name] = f"{status} on probe"
@@ -411,6 +523,15 @@ def probe(target: Target, scenario: Scenario, tokens: dict[str | None, str], wor
             f"expected {scenario.expected}; running it anyway",
             file=sys.stderr,
         )
+
+
+def body(scenario: Scenario, target: Target) -> dict[str, Any] | None:
+    """The scenario's request body, its string values' placeholders filled as in paths."""
+    if scenario.body is None:
+        return None
+    return {
+        k: v.format(**target.refs) if isinstance(v, str) else v for k, v in scenario.body.items()
+    }
 
 
 def lua(value: Any) -> str:
@@ -437,9 +558,9 @@ def write_script(
 ) -> Path:
     """Fill bench/scenario.lua for one target and scenario."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body = None
+    data = None
     if scenario.body is not None:
-        body = json.dumps(scenario.body)
+        data = json.dumps(body(scenario, target))
         headers["Content-Type"] = "application/json"
     template = string.Template((BENCH_DIR / "scenario.lua").read_text())
     path.write_text(
@@ -449,7 +570,7 @@ def write_script(
             ids_file=lua(str(ids_file) if ids_file else None),
             nthreads=lua(threads),
             method=lua(scenario.method),
-            body=lua(body),
+            body=lua(data),
             headers=lua(headers),
         )
     )
@@ -552,7 +673,14 @@ def run_rounds(
             results[scenario.name][target.name] = (
                 {"status": "n/a", "reason": reason}
                 if reason
-                else {"status": "ok", "rounds": [], "warmup": None, "xacts": 0, "xact_requests": 0}
+                else {
+                    "status": "ok",
+                    "note": target.notes.get(scenario.name),
+                    "rounds": [],
+                    "warmup": None,
+                    "xacts": 0,
+                    "xact_requests": 0,
+                }
             )
     for round_no in range(1, args.rounds + 1):
         for scenario in scenarios:
@@ -779,8 +907,9 @@ def markdown(
                 f"{e[f'vs_{r}']:.2f}x" if e.get(f"vs_{r}") else "—" for r in REFERENCES
             )
             xacts = f"{e['xacts_per_request']:.2f}" if e["xacts_per_request"] is not None else "—"
+            label = f"{name} ({e['note']})" if e.get("note") else name
             lines.append(
-                f"| {scenario} | {name} | {e['rps_median']:.0f} | "
+                f"| {scenario} | {label} | {e['rps_median']:.0f} | "
                 f"{', '.join(format(r['rps'], '.0f') for r in e['rounds'])} | {e['p50_ms']:.2f} | "
                 f"{e['p99_ms']:.2f} | {e['errors']} | {xacts} | {ratios} |"
             )

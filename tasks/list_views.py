@@ -95,7 +95,7 @@ class TaskListViewSet(viewsets.ModelViewSet[TaskList], RateLimitHeaders):
         return user_id
 
     def get_queryset(self) -> Any:
-        return TaskList.objects.for_user(self.user_id)
+        return TaskList.all_objects.for_user(self.user_id)
 
     def get_object(self) -> TaskList:
         try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from django.db import models
 from django.db.models import Q
@@ -29,6 +30,18 @@ class Priority(models.IntegerChoices):
     LOW = 1, "low"
     MEDIUM = 2, "medium"
     HIGH = 3, "high"
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+class LiveManager(models.Manager[M]):
+    """Live rows only: deleted ones are tombstones, kept for incremental sync until purged.
+    The default manager (`objects`), for the shell and ad-hoc code; the service reads through
+    `all_objects.for_user(...)`, which says whether it wants tombstones."""
+
+    def get_queryset(self) -> models.QuerySet[M]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
 
 
 class TaskListQuerySet(models.QuerySet["TaskList"]):
@@ -72,7 +85,8 @@ class TaskList(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     change_seq = models.BigIntegerField(default=0, editable=False)
 
-    objects = TaskListQuerySet.as_manager()
+    objects = LiveManager["TaskList"]()
+    all_objects = TaskListQuerySet.as_manager()  # tombstones too
 
     class Meta:
         db_table = "task_lists"
@@ -132,7 +146,8 @@ class Task(models.Model):
     list_id = models.UUIDField(null=True)
     parent_id = models.UUIDField(null=True, blank=True)
 
-    objects = TaskQuerySet.as_manager()
+    objects = LiveManager["Task"]()
+    all_objects = TaskQuerySet.as_manager()  # tombstones too
 
     # The editable fields a delete keeps (every other one is erased in the tombstone), and those
     # the next occurrence of a recurring task sets itself (every other one is copied to it): a
@@ -169,12 +184,13 @@ class Task(models.Model):
             # Incremental sync, tombstones included. (PostgreSQL-only indexes: labels and
             # search in migration 0004, `-due_at` with its nulls last in 0005.)
             models.Index(fields=["user_id", "change_seq", "id"], name="tasks_user_change_seq_id"),
-            # A list's tasks at one level in the user's order (`list=…&parent=none`), and every
-            # task of a list (its stats, clearing, deleting it).
+            # A list's top level in the user's order (`list=…&parent=none&ordering=position`):
+            # partial, because `parent_id IS NULL` is no equality, and an index on (list_id,
+            # parent_id, position) would not give that order (docs/performance.md's plans).
             models.Index(
-                fields=["list_id", "parent_id", "position", "id"],
-                name="tasks_list_parent_position_id",
-                condition=LIVE,
+                fields=["list_id", "position", "id"],
+                name="tasks_list_top_position_id",
+                condition=LIVE & Q(parent_id__isnull=True),
             ),
             # A task's subtasks in order (`parent=…`), and the walk down a subtree.
             models.Index(

@@ -1,4 +1,4 @@
-"""Reads: each one function taking the caller's `user_id` (ownership is `Task.objects.for_user`,
+"""Reads: each one function taking the caller's `user_id` (ownership is `Task.all_objects.for_user`,
 applied in here), and saying whether it reads from compiled SQL (tasks.statements, for the hot
 paths) or through the ORM."""
 
@@ -43,7 +43,7 @@ CHANGES_ORDER = ordered("change_seq", False)
 def task_list(*, user_id: str) -> TaskQuerySet:
     """The caller's tasks, for a list's filters to narrow (django-filter works on a queryset);
     `task_page` reads a page of them."""
-    return Task.objects.for_user(user_id)
+    return Task.all_objects.for_user(user_id)
 
 
 def task_get(*, user_id: str, task_id: uuid.UUID) -> Task | None:
@@ -82,14 +82,14 @@ def task_changes(
     """The first `limit` of the caller's changed tasks (tombstones included) after `after` (a
     change sequence number and an id), oldest change first; only changes that no transaction
     still in progress can precede (below `horizon`, if given: statements.change_horizon)."""
-    return _changes(Task.objects.for_user(user_id, tombstones=True), after, limit, horizon)
+    return _changes(Task.all_objects.for_user(user_id, tombstones=True), after, limit, horizon)
 
 
 def list_changes(
     *, user_id: str, after: tuple[int, uuid.UUID] | None, limit: int, horizon: int | None
 ) -> list[TaskList]:
     """As `task_changes`, for the caller's lists, below `horizon` (statements.change_horizon)."""
-    return _changes(TaskList.objects.for_user(user_id, tombstones=True), after, limit, horizon)
+    return _changes(TaskList.all_objects.for_user(user_id, tombstones=True), after, limit, horizon)
 
 
 def _changes(
@@ -110,22 +110,22 @@ def list_page(
 ) -> list[TaskList]:
     """The first `limit` of the caller's lists in the order of `keys` (LIST_ORDER, or it
     flipped), after `position` if given."""
-    lists: QuerySet[TaskList] = TaskList.objects.for_user(user_id)
+    lists: QuerySet[TaskList] = TaskList.all_objects.for_user(user_id)
     if position is not None:
         lists = lists.filter(statements.rows_after(keys, position))
     return list(lists.order_by(*(key.order_by() for key in keys))[:limit])
 
 
 def list_get(*, user_id: str, list_id: uuid.UUID) -> TaskList | None:
-    return TaskList.objects.for_user(user_id).filter(pk=list_id).first()
+    return TaskList.all_objects.for_user(user_id).filter(pk=list_id).first()
 
 
 def list_exists(*, user_id: str, list_id: uuid.UUID) -> bool:
-    return TaskList.objects.for_user(user_id).filter(pk=list_id).exists()
+    return TaskList.all_objects.for_user(user_id).filter(pk=list_id).exists()
 
 
 def task_exists(*, user_id: str, task_id: uuid.UUID) -> bool:
-    return Task.objects.for_user(user_id).filter(pk=task_id).exists()
+    return Task.all_objects.for_user(user_id).filter(pk=task_id).exists()
 
 
 def tasks_stats(
@@ -139,7 +139,7 @@ def tasks_stats(
     today_end = datetime.combine(today + timedelta(days=1), time(), zone)
     open_ = Q(completed=False)
     # Aliases may not shadow field names (`completed`), hence the `n_` prefix.
-    tasks = Task.objects.for_user(user_id)
+    tasks = Task.all_objects.for_user(user_id)
     if list_id is not None:
         tasks = tasks.filter(list_id=list_id)
     counts = tasks.aggregate(

@@ -1,6 +1,6 @@
 """Writes: each task operation is one function doing its work in the database.
 
-Each takes the caller's `user_id` (ownership is `Task.objects.for_user`, applied in here) and,
+Each takes the caller's `user_id` (ownership is `Task.all_objects.for_user`, applied in here) and,
 for writes to one task, `versions`: the versions named by an `If-Match` header (None:
 unconditional; `ANY_VERSION`: the task must merely exist). A conditional write is one
 compare-and-set statement, so a stale writer gets PreconditionFailed and changes nothing. What
@@ -69,7 +69,7 @@ def _one_task(tasks: TaskQuerySet, task_id: object) -> TaskQuerySet:
 
 def _missing_or_stale(user_id: str, task_id: object, *, non_recurring: bool = False) -> Exception:
     """Why a conditional write matched nothing (only asked on that failure path)."""
-    tasks = Task.objects.for_user(user_id)
+    tasks = Task.all_objects.for_user(user_id)
     if _one_task(tasks.filter(recurrence="") if non_recurring else tasks, task_id).exists():
         return PreconditionFailed()
     return Task.DoesNotExist()
@@ -93,7 +93,7 @@ def _written(
             lambda: statements.run_compiled(
                 statements.update, shape, user_id=user_id, pk=pk, updated_at=now, **values
             ),
-            lambda: in_doubt.Stamp(Task.objects.filter(pk=pk), now),
+            lambda: in_doubt.Stamp(Task.all_objects.filter(pk=pk), now),
             answer=list,
         )
     except IntegrityError as error:
@@ -106,7 +106,7 @@ def _written(
 
 def task_stamp(task: Task) -> in_doubt.Stamp:
     """How to tell that the write which returned `task` was applied (see tasks.in_doubt)."""
-    return in_doubt.Stamp(Task.objects.filter(pk=task.pk), task.updated_at)
+    return in_doubt.Stamp(Task.all_objects.filter(pk=task.pk), task.updated_at)
 
 
 def _target(rows: list[Task], task_id: object, versions: Versions) -> Task:
@@ -232,7 +232,7 @@ def task_update(
 def _check_can_recur(user_id: str, task: Task) -> None:
     """A task with a parent or subtasks cannot get a rule (asked after its family is locked, so
     no subtask can be added meanwhile)."""
-    subtasks = Task.objects.for_user(user_id).filter(parent_id=task.pk)
+    subtasks = Task.all_objects.for_user(user_id).filter(parent_id=task.pk)
     if task.parent_id is not None or subtasks.exists():
         raise RecurringTaskInTree("recurrence")
 
@@ -283,13 +283,13 @@ def tasks_clear_completed(*, user_id: str, list_id: uuid.UUID | None = None) -> 
     whole."""
     now = timezone.now()
     changes = {"deleted_at": now, "updated_at": now, "version": F("version") + 1, **TOMBSTONE}
-    completed = Task.objects.for_user(user_id).filter(completed=True)
+    completed = Task.all_objects.for_user(user_id).filter(completed=True)
     if list_id is not None:
         completed = completed.filter(list_id=list_id)
     cleared: list[Task] = in_doubt.statement(
         lambda: statements.update_returning(completed, changes),
         lambda: in_doubt.Stamp(
-            Task.objects.for_user(user_id, tombstones=True).filter(deleted_at=now), now
+            Task.all_objects.for_user(user_id, tombstones=True).filter(deleted_at=now), now
         ),
         answer=list,
     )
@@ -342,7 +342,9 @@ def _inserted(user_id: str, fields: dict[str, Any], max_tasks: int) -> Task:
 
 def _list_exists(user_id: str, list_id: uuid.UUID | None) -> bool:
     """Whether `list_id` is one of the caller's live lists (asked only after a write failed)."""
-    return list_id is not None and TaskList.objects.for_user(user_id).filter(pk=list_id).exists()
+    return (
+        list_id is not None and TaskList.all_objects.for_user(user_id).filter(pk=list_id).exists()
+    )
 
 
 def _locked_chain(user_id: str, task_id: object) -> tuple[Task, int]:
@@ -395,7 +397,7 @@ def _lock(
     in one statement; returns the task and the locked rows. Read again if a move changed the
     parent's chain while the lock was awaited."""
     pk = _task_id(task_id)
-    tasks = Task.objects.for_user(user_id)
+    tasks = Task.all_objects.for_user(user_id)
     wanted = Q(pk__in=statements.family_ids(pk, tasks.db))
     if parent_id is not None:
         wanted |= Q(pk__in=statements.chain_ids(_task_id(parent_id), tasks.db))
@@ -453,7 +455,7 @@ def _moved(user_id: str, task: Task, place: Place, position: str) -> Task:
     """Put `task` (its family locked) and its subtree at `place`, at `position`: one UPDATE of
     the subtree (its tasks change list with it), which checks the subtree's depth and the
     target list as it writes."""
-    tasks = Task.objects.for_user(user_id)
+    tasks = Task.all_objects.for_user(user_id)
     rows = tasks.filter(pk__in=statements.subtree_ids(task.pk, tasks.db)).filter(
         Q(pk=task.pk) | ~Q(list_id=place.list_id)
     )
@@ -500,7 +502,7 @@ def task_move(
         task, rows = _lock(user_id, task_id, parent_id=new_parent, after_id=after_id)
         place = _place(task, rows, parent_id=parent_id, list_id=list_id)
         siblings = (
-            Task.objects.for_user(user_id)
+            Task.all_objects.for_user(user_id)
             .filter(list_id=place.list_id, parent_id=place.parent_id)
             .exclude(pk=task.pk)
             .order_by("position", "id")
@@ -549,8 +551,8 @@ def _rebalance(siblings: TaskQuerySet) -> None:
     ordered = list(siblings.only("id", "position"))
     for task, key in zip(ordered, positions.spread(len(ordered)), strict=True):
         task.position = key
-    Task.objects.bulk_update(ordered, ["position"], batch_size=1000)
+    Task.all_objects.bulk_update(ordered, ["position"], batch_size=1000)
     # Sync clients and ETag holders must see the new positions as changes.
-    Task.objects.filter(pk__in=[task.pk for task in ordered]).update(
+    Task.all_objects.filter(pk__in=[task.pk for task in ordered]).update(
         change_seq=statements.NextChangeSeq(F("user_id")), version=F("version") + 1
     )

@@ -1,7 +1,7 @@
 """The SQL behind tasks.selectors and tasks.services, and nothing else imports this module.
 
 Where a query's SQL comes from: a *builder* here (`page`, `by_pk`, `update`) makes it with the
-ORM, from the owner's tasks (`Task.objects.for_user`), a hashable *shape* and *values* named
+ORM, from the owner's tasks (`Task.all_objects.for_user`), a hashable *shape* and *values* named
 after the fields they go to (`version__0`: the first of several for `version`). A selector or
 service runs a builder one of two ways, and says which:
 
@@ -305,7 +305,7 @@ def run_compiled(
     using: str = DEFAULT_DB_ALIAS,
     **values: Any,
 ) -> list[Task]:
-    """The rows of `build(Task.objects.for_user(user_id), shape, **values)` (updated and
+    """The rows of `build(Task.all_objects.for_user(user_id), shape, **values)` (updated and
     returned, if it builds an update), from SQL compiled once per key."""
     values["user_id"] = user_id
     # A value that changes the SQL (None, a boolean, an expression) is in the key as (name,
@@ -373,7 +373,7 @@ def _compile(
             value = placeholder(_field(name), connection, arguments.values())
         arguments[name] = value
     owner = cast(str, arguments.pop("user_id"))
-    built = build(Task.objects.for_user(owner), shape, **arguments)
+    built = build(Task.all_objects.for_user(owner), shape, **arguments)
     arguments["user_id"] = owner
     try:
         if isinstance(built, tuple):
@@ -633,7 +633,7 @@ def insert_within_limit(*, limit: int, using: str = DEFAULT_DB_ALIAS, **fields: 
         return None if row is None else cast(uuid.UUID, list_field.to_python(row[0]))
 
     def stamp() -> in_doubt.Stamp:
-        return in_doubt.Stamp(Task.objects.filter(pk=task.pk), task.updated_at)
+        return in_doubt.Stamp(Task.all_objects.filter(pk=task.pk), task.updated_at)
 
     list_id = in_doubt.statement(insert, stamp, answer=lambda rows: rows[0].list_id)
     if list_id is None:

@@ -1,9 +1,11 @@
 """Task lists and subtasks, without downtime on a large `tasks` table.
 
 Adding the two nullable columns changes only the catalogue (PostgreSQL and SQLite alike), so the
-table's lock is held for an instant. Every existing task then goes into its owner's default list
-in batches of BATCH_SIZE rows, each its own short transaction, and the new indexes are built
-CONCURRENTLY on PostgreSQL (the migration is not atomic, so that each step commits on its own).
+table's lock is held for an instant. From then on a task the previous release inserts goes into
+its owner's default list (a trigger, on PostgreSQL); every existing task then goes into its
+owner's default list in batches of BATCH_SIZE rows, each its own short transaction, and the new
+indexes are built CONCURRENTLY on PostgreSQL (the migration is not atomic, so that each step
+commits on its own).
 Ids, versions (ETags), positions, `updated_at` and `change_seq` are not touched: nothing looks
 changed to a client, and sync tokens stay valid. docs/postgresql.md has the measured figure.
 """
@@ -13,7 +15,11 @@ import uuid
 import django.utils.timezone
 from django.db import migrations, models
 
-BATCH_SIZE = 5000
+from tasks.migrations import run_on_postgresql
+
+# A batch's UPDATE holds its rows' locks until it commits: small enough that a write of the
+# previous release to one of them waits a few tens of milliseconds (docs/postgresql.md).
+BATCH_SIZE = 1000
 DEFAULT_LIST_POSITION = "V"  # positions.between(None, None): the middle of the key space
 
 DEFAULT_LISTS = """
@@ -33,8 +39,41 @@ IN_DEFAULT_LIST = """
 """
 LOWEST_ID = {"postgresql": "00000000-0000-0000-0000-000000000000", "sqlite": ""}
 
+# PostgreSQL: a task the previous release inserts (it knows no lists) goes into its owner's
+# default list, made if need be, as it is inserted: during the migration and after it, until
+# the previous release is gone. The new release always names a list, and the trigger's WHEN
+# skips its inserts without a call. (SQLite serves one development process: the sweep at the
+# end of the backfill is enough there.)
+DEFAULT_LIST_TRIGGER = [
+    """
+    CREATE FUNCTION tasks_into_default_list() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO task_lists
+            (id, user_id, title, is_default, position, created_at, updated_at, version,
+             change_seq)
+        VALUES (gen_random_uuid(), NEW.user_id, 'Tasks', TRUE, 'V',
+                now(), now(), 1, 0)
+        ON CONFLICT DO NOTHING;
+        SELECT id INTO NEW.list_id FROM task_lists
+        WHERE user_id = NEW.user_id AND is_default;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER tasks_into_default_list BEFORE INSERT ON tasks FOR EACH ROW
+    WHEN (NEW.list_id IS NULL) EXECUTE FUNCTION tasks_into_default_list()
+    """,
+]
+DROP_DEFAULT_LIST_TRIGGER = [
+    "DROP TRIGGER IF EXISTS tasks_into_default_list ON tasks",
+    "DROP FUNCTION IF EXISTS tasks_into_default_list()",
+]
+
 
 def into_default_lists(apps, schema_editor):
+    """Every task without a list into its owner's default list, BATCH_SIZE rows a transaction:
+    first by primary key ranges (an index range each, whatever the table's size), then the
+    rows the previous release wrote behind the cursor, found by a read that takes no lock."""
     connection = schema_editor.connection
     if connection.vendor == "postgresql":
         default_lists = DEFAULT_LISTS.format(uuid="gen_random_uuid()", now="now()")
@@ -44,7 +83,6 @@ def into_default_lists(apps, schema_editor):
         )
     with connection.cursor() as cursor:
         cursor.execute(default_lists, [DEFAULT_LIST_POSITION])
-        # Batches by primary key: each an index range, whatever the table's size.
         last = LOWEST_ID[connection.vendor]
         while True:
             cursor.execute(
@@ -56,10 +94,13 @@ def into_default_lists(apps, schema_editor):
                 break
             cursor.execute(f"{IN_DEFAULT_LIST} AND id > %s AND id <= %s", [last, row[0]])
             last = row[0]
-        # The last partial batch, and what the previous release wrote meanwhile (by new users
-        # too: their default lists first).
-        cursor.execute(default_lists, [DEFAULT_LIST_POSITION])
-        cursor.execute(IN_DEFAULT_LIST)
+        cursor.execute(default_lists, [DEFAULT_LIST_POSITION])  # owners new since the first
+        cursor.execute("SELECT id FROM tasks WHERE list_id IS NULL")
+        unlisted = [row[0] for row in cursor.fetchall()]
+        for start in range(0, len(unlisted), BATCH_SIZE):
+            batch = unlisted[start : start + BATCH_SIZE]
+            placeholders = ", ".join(["%s"] * len(batch))
+            cursor.execute(f"{IN_DEFAULT_LIST} AND id IN ({placeholders})", batch)
 
 
 def add_task_indexes(apps, schema_editor):
@@ -80,9 +121,9 @@ def remove_task_indexes(apps, schema_editor):
 
 TASK_INDEXES = [
     models.Index(
-        condition=models.Q(("deleted_at__isnull", True)),
-        fields=["list_id", "parent_id", "position", "id"],
-        name="tasks_list_parent_position_id",
+        condition=models.Q(("deleted_at__isnull", True), ("parent_id__isnull", True)),
+        fields=["list_id", "position", "id"],
+        name="tasks_list_top_position_id",
     ),
     models.Index(
         condition=models.Q(("deleted_at__isnull", True), ("parent_id__isnull", False)),
@@ -160,6 +201,9 @@ class Migration(migrations.Migration):
             model_name="task",
             name="parent_id",
             field=models.UUIDField(blank=True, null=True),
+        ),
+        migrations.RunPython(
+            run_on_postgresql(DEFAULT_LIST_TRIGGER), run_on_postgresql(DROP_DEFAULT_LIST_TRIGGER)
         ),
         migrations.RunPython(into_default_lists, migrations.RunPython.noop),
         migrations.SeparateDatabaseAndState(

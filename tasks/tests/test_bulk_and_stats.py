@@ -14,7 +14,8 @@ MISSING_ID = "00000000-0000-0000-0000-000000000000"
 def snapshot() -> dict[str, tuple]:
     fields = Task._meta.concrete_fields
     return {
-        str(row.pk): tuple(getattr(row, f.attname) for f in fields) for row in Task.objects.all()
+        str(row.pk): tuple(getattr(row, f.attname) for f in fields)
+        for row in Task.all_objects.all()
     }
 
 
@@ -34,7 +35,7 @@ def test_clear_completed_deletes_only_the_callers_completed_tasks(alice, bob, ma
     assert response.json() == {"deleted": 2}
     assert [t["id"] for t in alice.get("/v1/tasks").json()["results"]] == [open_]
     assert all(alice.get(f"/v1/tasks/{pk}").status_code == 404 for pk in done)
-    assert all(Task.objects.get(pk=pk).deleted_at is not None for pk in done)
+    assert all(Task.all_objects.get(pk=pk).deleted_at is not None for pk in done)
     assert bob.get(f"/v1/tasks/{bobs}").json()["completed"] is True
     assert alice.post("/v1/tasks/clear-completed").json() == {"deleted": 0}
 
@@ -86,7 +87,7 @@ def test_bulk_applies_every_operation_in_order(alice, make_task):
     assert results[4]["task"]["due_at"] == "2026-05-01T00:00:00Z"
     assert results[4]["task"]["details"] == "then more"
     assert alice.get(f"/v1/tasks/{removed['id']}").status_code == 404
-    assert Task.objects.get(pk=toggled["id"]).completed_at is not None
+    assert Task.all_objects.get(pk=toggled["id"]).completed_at is not None
 
 
 def test_bulk_takes_up_to_100_operations(alice):
@@ -94,12 +95,12 @@ def test_bulk_takes_up_to_100_operations(alice):
     response = bulk(alice, *ops)
     assert response.status_code == 422
     assert response.json()["errors"][0]["attr"].startswith("operations")
-    assert Task.objects.count() == 0
+    assert Task.all_objects.count() == 0
     assert bulk(alice).status_code == 422  # none at all
     response = bulk(alice, *ops[:100])
     assert response.status_code == 200
     assert [r["status"] for r in response.json()["results"]] == [201] * 100
-    assert Task.objects.for_user("alice").count() == 100
+    assert Task.all_objects.for_user("alice").count() == 100
 
 
 @pytest.mark.parametrize(

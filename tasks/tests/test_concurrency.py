@@ -22,11 +22,11 @@ def test_concurrent_toggles_all_apply(make_task):
         statuses = list(pool.map(toggle, range(toggles)))
     assert statuses == [200] * toggles
     # An even number of flips leaves it as it was; a lost update would leave it flipped.
-    assert Task.objects.get(pk=task["id"]).completed is False
+    assert Task.all_objects.get(pk=task["id"]).completed is False
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(toggle, range(toggles + 1)))
-    assert Task.objects.get(pk=task["id"]).completed is True
+    assert Task.all_objects.get(pk=task["id"]).completed is True
 
 
 def test_concurrent_creates_by_two_users_never_mix(db):
@@ -40,4 +40,6 @@ def test_concurrent_creates_by_two_users_never_mix(db):
         created = list(pool.map(create, range(40)))
     for user, task in created:
         assert task["user_id"] == user and task["title"].startswith(user)
-    assert Task.objects.for_user("alice").count() == Task.objects.for_user("bob").count() == 20
+    assert (
+        Task.all_objects.for_user("alice").count() == Task.all_objects.for_user("bob").count() == 20
+    )

@@ -49,10 +49,10 @@ ALWAYS = [
 
 
 def stored(given: list[dict]) -> list[Task]:
-    tasks = Task.objects.bulk_create([Task(**fields) for fields in ALWAYS + given])
+    tasks = Task.all_objects.bulk_create([Task(**fields) for fields in ALWAYS + given])
     for task, fields in zip(tasks, ALWAYS + given, strict=True):
         task.updated_at = fields["updated_at"]  # bulk_create stamped `auto_now`
-    Task.objects.bulk_update(tasks, ["updated_at"])
+    Task.all_objects.bulk_update(tasks, ["updated_at"])
     return tasks
 
 
@@ -61,7 +61,7 @@ def contents(tasks: list[Task]) -> list[list]:
 
 
 def table() -> list[list]:
-    return contents(list(Task.objects.order_by("id")))
+    return contents(list(Task.all_objects.order_by("id")))
 
 
 class Undo(Exception):
@@ -85,7 +85,7 @@ def undone(run) -> tuple:
 def test_every_page_shape_reads_the_rows_the_orm_reads(given, limit):
     with transaction.atomic():
         stored(given)
-        alices = list(Task.objects.for_user("alice"))
+        alices = list(Task.all_objects.for_user("alice"))
         for keys in ORDERINGS.values():
             for reverse in (False, True):
                 shape = statements.PageShape(
@@ -98,7 +98,7 @@ def test_every_page_shape_reads_the_rows_the_orm_reads(given, limit):
                         statements.page, shape, user_id="alice", **values
                     )
                     orm = statements.run_orm(
-                        statements.page, shape, Task.objects.for_user("alice"), **values
+                        statements.page, shape, Task.all_objects.for_user("alice"), **values
                     )
                     assert contents(compiled) == contents(orm), (shape, values)
         transaction.set_rollback(True)
@@ -112,7 +112,9 @@ def test_the_lookup_by_id_reads_the_row_the_orm_reads(given):
         tasks = stored(given)
         for pk in [task.pk for task in tasks] + [uuid.uuid4()]:
             compiled = statements.run_compiled(statements.by_pk, None, user_id="alice", pk=pk)
-            orm = statements.run_orm(statements.by_pk, None, Task.objects.for_user("alice"), pk=pk)
+            orm = statements.run_orm(
+                statements.by_pk, None, Task.all_objects.for_user("alice"), pk=pk
+            )
             assert contents(compiled) == contents(orm)
         transaction.set_rollback(True)
 
@@ -170,7 +172,7 @@ def test_every_update_shape_writes_what_the_orm_writes(
             )
             orm = undone(
                 lambda values=values: statements.run_orm(
-                    statements.update, shape, Task.objects.for_user("alice"), **values
+                    statements.update, shape, Task.all_objects.for_user("alice"), **values
                 )
             )
             assert compiled == orm, changes
@@ -199,18 +201,18 @@ def test_the_create_inserts_what_the_orm_inserts(monkeypatch, given, fields, lim
     fields = {"id": uuid.uuid4(), "user_id": "alice", "created_at": NOW, **fields}
     with transaction.atomic():
         stored(given)
-        fields["list_id"] = TaskList.objects.create(user_id="alice", title="Tasks").pk
+        fields["list_id"] = TaskList.all_objects.create(user_id="alice", title="Tasks").pk
 
         def orm_create() -> list[Task]:
-            if Task.objects.for_user("alice").count() >= limit:
+            if Task.all_objects.for_user("alice").count() >= limit:
                 return []
             change_seq = statements.NextChangeSeq(models.Value("alice"))
-            task = Task.objects.create(**fields, change_seq=change_seq)
-            return [Task.objects.get(pk=task.pk)]
+            task = Task.all_objects.create(**fields, change_seq=change_seq)
+            return [Task.all_objects.get(pk=task.pk)]
 
         def compiled_create() -> list[Task]:
             task = statements.insert_within_limit(limit=limit, **fields)
-            return [] if task is None else [Task.objects.get(pk=task.pk)]
+            return [] if task is None else [Task.all_objects.get(pk=task.pk)]
 
         assert undone(compiled_create) == undone(orm_create)
         transaction.set_rollback(True)

@@ -49,7 +49,7 @@ def test_the_task_cap_is_answered_409_alone_and_located_in_a_batch(alice, make_t
     settings.MAX_TASKS_PER_USER = 1
     make_task()
     assert answer(alice.post("/v1/tasks", {"title": "x"}, format="json")) == LIMIT
-    toggle = {"op": "toggle", "id": str(Task.objects.get().pk)}
+    toggle = {"op": "toggle", "id": str(Task.all_objects.get().pk)}
     create = {"op": "create", "data": {"title": "x"}}
     batch = {"operations": [toggle, create]}
     response = alice.post("/v1/tasks/bulk", batch, format="json")

@@ -23,7 +23,7 @@ def test_a_retry_with_the_same_key_replays_the_first_201_and_creates_nothing(ali
     assert retry["ETag"] == first["ETag"]
     assert retry["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
 
 
 def test_the_replay_is_the_original_response_even_after_the_task_changed(alice):
@@ -43,7 +43,7 @@ def test_the_same_key_with_a_different_body_is_409_and_creates_nothing(alice):
             "attr": None,
         }
     ]
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
 
 
 def test_keys_are_per_user(alice, bob):
@@ -51,7 +51,7 @@ def test_keys_are_per_user(alice, bob):
     response = create(bob, {"title": "x"}, "shared-key")
     assert response.status_code == 201
     assert "Idempotent-Replayed" not in response
-    assert Task.objects.for_user("bob").count() == 1
+    assert Task.all_objects.for_user("bob").count() == 1
 
 
 def test_keys_expire_after_24_hours(alice):
@@ -60,7 +60,7 @@ def test_keys_expire_after_24_hours(alice):
     again = create(alice, {"title": "x"}, "old-key")
     assert again.status_code == 201
     assert again.json()["id"] != first["id"]
-    assert Task.objects.count() == 2
+    assert Task.all_objects.count() == 2
 
 
 def test_a_failed_create_does_not_burn_the_key(alice):
@@ -72,7 +72,7 @@ def test_a_failed_create_does_not_burn_the_key(alice):
 @pytest.mark.parametrize("key", ["", "k" * 256])
 def test_an_empty_or_overlong_key_is_422(alice, key):
     assert create(alice, {"title": "x"}, key).status_code == 422
-    assert Task.objects.count() == 0
+    assert Task.all_objects.count() == 0
 
 
 @pytest.mark.postgresql
@@ -89,4 +89,4 @@ def test_concurrent_duplicates_with_one_key_create_exactly_one_task():
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum("Idempotent-Replayed" not in r for r in responses) == 1
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1

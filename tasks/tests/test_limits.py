@@ -26,10 +26,10 @@ def test_a_create_over_the_per_user_cap_is_409_and_stores_nothing(alice, bob, se
     response = alice.post("/v1/tasks", {"title": "one too many"}, format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "task_limit_reached"
-    assert Task.objects.for_user("alice").count() == 3
+    assert Task.all_objects.for_user("alice").count() == 3
     # Other users have their own allowance, and a delete frees a place.
     assert bob.post("/v1/tasks", {"title": "bob's"}, format="json").status_code == 201
-    alice.delete(f"/v1/tasks/{Task.objects.for_user('alice').first().pk}")
+    alice.delete(f"/v1/tasks/{Task.all_objects.for_user('alice').first().pk}")
     assert alice.post("/v1/tasks", {"title": "fits again"}, format="json").status_code == 201
 
 
@@ -48,7 +48,7 @@ def live_counts() -> dict[str, int]:
 
 
 def actual_counts() -> dict[str, int]:
-    owners = Task.objects.filter(deleted_at__isnull=True).values_list("user_id", flat=True)
+    owners = Task.all_objects.filter(deleted_at__isnull=True).values_list("user_id", flat=True)
     return dict(Counter(owners))
 
 
@@ -70,7 +70,7 @@ def test_the_cap_counts_live_tasks_however_they_are_written(alice, bob, make_tas
     recurring = {"title": "r", "due_at": "2030-01-01", "recurrence": "FREQ=DAILY"}
     recurring_id = alice.post("/v1/tasks", recurring, format="json").json()["id"]
     alice.post(f"/v1/tasks/{recurring_id}/toggle")  # completes it and creates the next one
-    Task.objects.filter(user_id="bob").delete()  # a hard delete of a live task
+    Task.all_objects.filter(user_id="bob").delete()  # a hard delete of a live task
     settings.TOMBSTONE_RETENTION_DAYS = 0
     call_command("purge_tombstones", stdout=StringIO())  # tombstones were not counted
     assert actual_counts() == live_counts() == {"alice": 9}
@@ -86,7 +86,7 @@ WORST_LIST = "/v1/tasks?completed=false&page_size=200"
 def test_the_most_expensive_list_request_is_one_indexed_query_without_a_sort(alice):
     seed("alice", 3000)
     seed("bob", 3000)
-    Task.objects.filter(title__endswith="7").update(completed=True)
+    Task.all_objects.filter(title__endswith="7").update(completed=True)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE tasks")
     deep_page = alice.get(WORST_LIST).json()

@@ -25,7 +25,9 @@ def ids(response) -> list[str]:
 
 
 def stored_order(user_id: str) -> list[str]:
-    rows = Task.objects.for_user(user_id).order_by("position", "id").values_list("id", flat=True)
+    rows = (
+        Task.all_objects.for_user(user_id).order_by("position", "id").values_list("id", flat=True)
+    )
     return [str(pk) for pk in rows]
 
 
@@ -35,7 +37,7 @@ def api_order(client) -> list[str]:
 
 
 def snapshot(user_id: str | None = None) -> dict[str, tuple]:
-    rows = Task.objects.all() if user_id is None else Task.objects.filter(user_id=user_id)
+    rows = Task.all_objects.all() if user_id is None else Task.all_objects.filter(user_id=user_id)
     fields = Task._meta.concrete_fields
     return {str(row.pk): tuple(getattr(row, f.attname) for f in fields) for row in rows}
 
@@ -44,7 +46,7 @@ def ordered_tasks(user_id: str, count: int) -> list[Task]:
     """`count` tasks in bulk, in that position order, with distinct keys (as moves leave)."""
     keys = positions.spread(count)
     now = timezone.now()
-    return Task.objects.bulk_create(
+    return Task.all_objects.bulk_create(
         Task(user_id=user_id, title=f"t{n}", position=key, created_at=now - timedelta(seconds=n))
         for n, key in enumerate(keys)
     )
@@ -69,7 +71,7 @@ def test_move_puts_a_task_right_after_another_or_first(alice, make_task):
     response = move(alice, a, d)
     assert response.status_code == 200, response.content
     assert response.json()["id"] == a
-    assert response.json()["position"] == Task.objects.get(pk=a).position
+    assert response.json()["position"] == Task.all_objects.get(pk=a).position
     assert api_order(alice) == stored_order("alice") == [d, a, c, b]
 
     assert move(alice, b, None).status_code == 200
@@ -120,7 +122,7 @@ def test_many_moves_into_the_same_gap_keep_the_intended_order(alice, make_task):
     tasks = [make_task(title=f"t{n}")["id"] for n in range(6)]
     expected = api_order(alice)
     anchor, movers = expected[1], expected[2:5]
-    anchor_key = Task.objects.get(pk=anchor).position
+    anchor_key = Task.all_objects.get(pk=anchor).position
     longest = 0
     for n in range(300):
         mover = movers[n % 3]
@@ -128,23 +130,23 @@ def test_many_moves_into_the_same_gap_keep_the_intended_order(alice, make_task):
         expected.remove(mover)
         expected.insert(expected.index(anchor) + 1, mover)
         assert stored_order("alice") == expected, n
-        longest = max(longest, len(Task.objects.get(pk=mover).position))
+        longest = max(longest, len(Task.all_objects.get(pk=mover).position))
     assert api_order(alice) == expected
     assert sorted(expected) == sorted(tasks)
     assert longest <= positions.MAX_KEY_LENGTH
-    assert Task.objects.get(pk=anchor).position != anchor_key, "the rebalance never ran"
+    assert Task.all_objects.get(pk=anchor).position != anchor_key, "the rebalance never ran"
     newest = make_task(title="after the rebalance")["id"]
     assert api_order(alice) == [newest, *expected]
 
 
 def test_moves_after_a_rebalance_of_tasks_that_share_a_key(alice):
     """Tasks created before positions existed all have the key ""; a move spreads them out."""
-    rows = Task.objects.bulk_create(Task(user_id="alice", title=f"t{n}") for n in range(5))
+    rows = Task.all_objects.bulk_create(Task(user_id="alice", title=f"t{n}") for n in range(5))
     legacy = [str(pk) for pk in sorted(row.pk for row in rows)]
     assert stored_order("alice") == legacy
     assert move(alice, legacy[0], legacy[3]).status_code == 200
     assert api_order(alice) == [legacy[1], legacy[2], legacy[3], legacy[0], legacy[4]]
-    assert len({t.position for t in Task.objects.all()}) == 5
+    assert len({t.position for t in Task.all_objects.all()}) == 5
 
 
 def test_moving_a_task_after_itself_is_422_and_changes_nothing(alice, make_task):
@@ -214,7 +216,7 @@ def seed_with_ties(user_id: str) -> list[Task]:
     """17 tasks whose every sort column has ties (and due_at nulls)."""
     now = timezone.now()
     dues = [None, now, now, now + timedelta(days=1), None, now - timedelta(days=1)]
-    rows = Task.objects.bulk_create(
+    rows = Task.all_objects.bulk_create(
         Task(
             user_id=user_id,
             title=f"t{n}",
@@ -226,8 +228,8 @@ def seed_with_ties(user_id: str) -> list[Task]:
         for n in range(17)
     )
     for n, row in enumerate(rows):  # updated_at: ties too (bulk_create stamps "now" itself)
-        Task.objects.filter(pk=row.pk).update(updated_at=now - timedelta(seconds=n % 4))
-    return list(Task.objects.filter(pk__in=[r.pk for r in rows]))
+        Task.all_objects.filter(pk=row.pk).update(updated_at=now - timedelta(seconds=n % 4))
+    return list(Task.all_objects.filter(pk__in=[r.pk for r in rows]))
 
 
 def expected(rows: list[Task], ordering: str) -> list[str]:
@@ -378,7 +380,7 @@ FILTERS = [
 @pytest.mark.parametrize("params", FILTERS, ids=lambda p: urlencode(p, doseq=True))
 def test_q_combines_with_every_other_filter(alice, params):
     rng = random.Random(7)
-    Task.objects.bulk_create(
+    Task.all_objects.bulk_create(
         Task(
             user_id="alice",
             title=rng.choice(["milk", "bread", "Milk run", "eggs"]),
@@ -401,7 +403,7 @@ def test_q_combines_with_every_other_filter(alice, params):
 
 
 def test_a_searched_page_is_one_query(alice, django_assert_num_queries):
-    Task.objects.bulk_create(Task(user_id="alice", title=f"milk {n}") for n in range(30))
+    Task.all_objects.bulk_create(Task(user_id="alice", title=f"milk {n}") for n in range(30))
     with django_assert_num_queries(1):
         first = alice.get("/v1/tasks?q=milk&page_size=10&ordering=priority")
     with django_assert_num_queries(1):
@@ -436,8 +438,8 @@ def test_a_search_of_three_or_more_characters_uses_the_trigram_indexes(alice):
         with CaptureQueriesContext(connection) as queries:
             response = alice.get("/v1/tasks", {"q": query})
         assert len(queries) == 1
-        found = set(Task.objects.filter(pk__in=ids(response)))
-        expected = Task.objects.for_user("alice").filter(
+        found = set(Task.all_objects.filter(pk__in=ids(response)))
+        expected = Task.all_objects.for_user("alice").filter(
             Q(title__icontains=query) | Q(details__icontains=query)
         )
         assert found and found == set(expected)

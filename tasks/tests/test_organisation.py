@@ -42,7 +42,7 @@ def test_due_at_takes_an_rfc3339_date_time_or_a_plain_date_at_midnight_utc(
     response = alice.post("/v1/tasks", {"title": "x", "due_at": sent}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["due_at"] == answered
-    assert Task.objects.get(pk=response.json()["id"]).due_at == stored
+    assert Task.all_objects.get(pk=response.json()["id"]).due_at == stored
 
 
 def test_due_at_is_null_when_not_given(alice, make_task):
@@ -80,8 +80,8 @@ def test_a_bad_due_at_is_422_and_stores_nothing(alice, make_task, value):
     task = make_task(due_at="2026-03-01")
     response = alice.patch(f"/v1/tasks/{task['id']}", {"due_at": value}, format="json")
     assert response.status_code == 422
-    assert Task.objects.get(pk=task["id"]).due_at == datetime(2026, 3, 1, tzinfo=UTC)
-    assert Task.objects.count() == 1
+    assert Task.all_objects.get(pk=task["id"]).due_at == datetime(2026, 3, 1, tzinfo=UTC)
+    assert Task.all_objects.count() == 1
 
 
 def test_patch_null_clears_due_at_and_put_without_it_keeps_it(alice, make_task):
@@ -90,7 +90,7 @@ def test_patch_null_clears_due_at_and_put_without_it_keeps_it(alice, make_task):
     assert kept["due_at"] == "2026-03-01T09:00:00Z"
     cleared = alice.patch(f"/v1/tasks/{task['id']}", {"due_at": None}, format="json").json()
     assert cleared["due_at"] is None
-    assert Task.objects.get(pk=task["id"]).due_at is None
+    assert Task.all_objects.get(pk=task["id"]).due_at is None
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_completed_at_is_null_for_an_open_task_and_set_for_one_created_completed
     assert make_task()["completed_at"] is None
     done = make_task(completed=True)
     assert done["completed_at"] is not None
-    assert Task.objects.get(pk=done["id"]).completed_at is not None
+    assert Task.all_objects.get(pk=done["id"]).completed_at is not None
 
 
 @pytest.mark.parametrize(("method", "path", "body"), COMPLETE, ids=["patch", "put", "toggle"])
@@ -190,7 +190,7 @@ def test_completing_sets_completed_at_in_the_same_update(alice, make_task, metho
     assert done["completed"] is True
     # One UPDATE sets both, with the same timestamp.
     assert done["completed_at"] == done["updated_at"]
-    stored = Task.objects.get(pk=task["id"])
+    stored = Task.all_objects.get(pk=task["id"])
     assert before <= stored.completed_at <= timezone.now()
     assert stored.completed_at == stored.updated_at
 
@@ -201,7 +201,7 @@ def test_reopening_clears_completed_at(alice, make_task, method, path, body):
     response = getattr(alice, method)(path.format(id=task["id"]), body, format="json")
     assert response.status_code == 200
     assert (response.json()["completed"], response.json()["completed_at"]) == (False, None)
-    assert Task.objects.get(pk=task["id"]).completed_at is None
+    assert Task.all_objects.get(pk=task["id"]).completed_at is None
 
 
 @pytest.mark.parametrize("method", ["patch", "put"])
@@ -232,13 +232,13 @@ def test_priority_is_a_word_on_the_wire_and_a_rank_in_the_database(alice, label,
     response = alice.post("/v1/tasks", {"title": "x", "priority": label}, format="json")
     assert response.status_code == 201
     assert response.json()["priority"] == label
-    assert Task.objects.get(pk=response.json()["id"]).priority == rank
+    assert Task.all_objects.get(pk=response.json()["id"]).priority == rank
 
 
 def test_priority_defaults_to_none(make_task):
     task = make_task()
     assert task["priority"] == "none"
-    assert Task.objects.get(pk=task["id"]).priority == Priority.NONE
+    assert Task.all_objects.get(pk=task["id"]).priority == Priority.NONE
 
 
 @pytest.mark.parametrize("value", ["urgent", "HIGH", "", 3, None, ["high"], True])
@@ -251,7 +251,7 @@ def test_a_bad_priority_is_422(alice, make_task, value):
         alice.patch(f"/v1/tasks/{task['id']}", {"priority": value}, format="json").status_code
         == 422
     )
-    assert Task.objects.get(pk=task["id"]).priority == Priority.LOW  # fmt: skip
+    assert Task.all_objects.get(pk=task["id"]).priority == Priority.LOW  # fmt: skip
 
 
 def test_priority_filter_takes_one_or_several_values(alice, make_task):
@@ -288,7 +288,7 @@ def test_labels_are_trimmed_case_preserved_and_deduplicated(alice, sent, kept):
     response = alice.post("/v1/tasks", {"title": "x", "labels": sent}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["labels"] == kept
-    assert Task.objects.get(pk=response.json()["id"]).labels == kept
+    assert Task.all_objects.get(pk=response.json()["id"]).labels == kept
 
 
 def test_labels_default_to_an_empty_list_and_put_without_them_keeps_them(alice, make_task):
@@ -313,8 +313,8 @@ def test_bad_labels_are_422_and_store_nothing(alice, make_task, labels):
     task = make_task(labels=["keep"])
     response = alice.patch(f"/v1/tasks/{task['id']}", {"labels": labels}, format="json")
     assert response.status_code == 422
-    assert Task.objects.get(pk=task["id"]).labels == ["keep"]
-    assert Task.objects.count() == 1
+    assert Task.all_objects.get(pk=task["id"]).labels == ["keep"]
+    assert Task.all_objects.count() == 1
 
 
 @pytest.mark.parametrize(

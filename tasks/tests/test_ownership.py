@@ -21,14 +21,14 @@ def test_other_users_task_is_404_like_a_missing_one_and_unchanged(
     alice, bob, make_task, method, path, body
 ):
     task = make_task(details="private")
-    stored_before = Task.objects.get(pk=task["id"])
+    stored_before = Task.all_objects.get(pk=task["id"])
 
     foreign = getattr(bob, method)(path.format(id=task["id"]), body, format="json")
     missing = getattr(bob, method)(path.format(id=MISSING_ID), body, format="json")
 
     assert foreign.status_code == missing.status_code == 404
     assert foreign.content == missing.content
-    stored_after = Task.objects.get(pk=task["id"])
+    stored_after = Task.all_objects.get(pk=task["id"])
     assert [getattr(stored_after, f.attname) for f in Task._meta.concrete_fields] == [
         getattr(stored_before, f.attname) for f in Task._meta.concrete_fields
     ]

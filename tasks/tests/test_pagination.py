@@ -21,7 +21,7 @@ def seed(user_id: str, count: int, *, same_time: bool = False) -> list[Task]:
         )
         for n in range(count)
     ]
-    return Task.objects.bulk_create(tasks)
+    return Task.all_objects.bulk_create(tasks)
 
 
 def walk(client, url: str) -> list[dict]:
@@ -35,7 +35,7 @@ def walk(client, url: str) -> list[dict]:
 
 
 def expected_order(user_id: str) -> list[str]:
-    return [str(pk) for pk in Task.objects.for_user(user_id).order_by("-created_at", "-id")
+    return [str(pk) for pk in Task.all_objects.for_user(user_id).order_by("-created_at", "-id")
             .values_list("id", flat=True)]  # fmt: skip
 
 
@@ -63,7 +63,7 @@ def test_the_default_page_size_is_50_and_the_cap_is_200(alice):
 def test_next_links_keep_the_page_size_and_filters(alice):
     for n, task in enumerate(seed("alice", 12)):
         if n % 2:
-            Task.objects.filter(pk=task.pk).update(completed=True)
+            Task.all_objects.filter(pk=task.pk).update(completed=True)
     pages = walk(alice, "/v1/tasks?page_size=2&completed=true")
     assert all(t["completed"] for p in pages for t in p["results"])
     assert sum(len(p["results"]) for p in pages) == 6

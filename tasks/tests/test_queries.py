@@ -131,7 +131,7 @@ def test_compiled_reads_make_the_tasks_the_orm_makes(alice, make_task, init_list
         task = selectors.task_get(user_id="alice", task_id=uuid.UUID(made["id"]))
     finally:
         post_init.disconnect(sender=Task, dispatch_uid=1)
-    orm = Task.objects.get(pk=made["id"])
+    orm = Task.all_objects.get(pk=made["id"])
     fields = [field.attname for field in Task._meta.concrete_fields]
     assert [getattr(task, name) for name in fields] == [getattr(orm, name) for name in fields]
     assert (task._state.adding, task._state.db) == (False, orm._state.db)

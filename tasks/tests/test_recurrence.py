@@ -46,7 +46,7 @@ def test_a_valid_rule_is_stored(alice, sent, stored):
     )
     assert response.status_code == 201, response.content
     assert response.json()["recurrence"] == stored
-    assert Task.objects.get(pk=response.json()["id"]).recurrence == stored
+    assert Task.all_objects.get(pk=response.json()["id"]).recurrence == stored
 
 
 @pytest.mark.parametrize(
@@ -79,8 +79,8 @@ def test_an_invalid_rule_is_422_and_stores_nothing(alice, make_task, rule):
     task = recurring(make_task)
     response = alice.patch(f"/v1/tasks/{task['id']}", {"recurrence": rule}, format="json")
     assert response.status_code == 422
-    assert Task.objects.get(pk=task["id"]).recurrence == "FREQ=DAILY"
-    assert Task.objects.count() == 1
+    assert Task.all_objects.get(pk=task["id"]).recurrence == "FREQ=DAILY"
+    assert Task.all_objects.count() == 1
 
 
 def needs_due_at(response) -> bool:
@@ -102,7 +102,7 @@ def test_a_new_task_with_a_rule_and_no_due_date_is_422_naming_recurrence(alice):
     response = alice.post("/v1/tasks/bulk", bulk, format="json")
     assert response.status_code == 422, response.content
     assert response.json()["errors"][0]["attr"] == "operations.0.data.recurrence"
-    assert Task.objects.count() == 0
+    assert Task.all_objects.count() == 0
 
 
 @hits_the_check
@@ -117,7 +117,7 @@ def test_a_rule_without_a_due_date_on_a_stored_task_is_409(alice, make_task):
         response = getattr(alice, method)(f"/v1/tasks/{task['id']}", body, format="json")
         assert needs_due_at(response)
     assert alice.get(f"/v1/tasks/{task['id']}").json() == task
-    assert Task.objects.count() == 2
+    assert Task.all_objects.count() == 2
 
 
 def test_a_rule_and_a_due_date_can_be_set_or_cleared_together(alice, make_task):
@@ -159,7 +159,7 @@ def test_completing_a_recurring_task_creates_its_next_occurrence(
         assert following[field] == task[field], field
     assert (following["completed"], following["completed_at"]) == (False, None)
     assert following["id"] != task["id"]
-    assert Task.objects.for_user("alice").count() == 2
+    assert Task.all_objects.for_user("alice").count() == 2
     listed = {t["id"] for t in alice.get("/v1/tasks?completed=false").json()["results"]}
     assert listed == {following["id"]}
 
@@ -201,7 +201,7 @@ def test_a_count_is_shared_by_the_whole_series(alice, make_task):
         ("2026-01-10T10:00:00Z", "FREQ=DAILY;COUNT=2"),
         ("2026-01-11T10:00:00Z", "FREQ=DAILY;COUNT=1"),
     ]
-    assert Task.objects.count() == 3
+    assert Task.all_objects.count() == 3
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_an_exhausted_rule_creates_no_next_occurrence(alice, make_task, rule):
     assert response.status_code == 200
     assert response.json()["completed"] is True
     assert "next_occurrence_id" not in response.json()
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
 
 
 def test_only_the_transition_to_completed_creates_an_occurrence(alice, make_task):
@@ -232,13 +232,13 @@ def test_only_the_transition_to_completed_creates_an_occurrence(alice, make_task
     assert "next_occurrence_id" not in edited
     reopened = alice.post(f"/v1/tasks/{task['id']}/toggle").json()
     assert reopened["completed"] is False and "next_occurrence_id" not in reopened
-    assert Task.objects.count() == 2
+    assert Task.all_objects.count() == 2
 
 
 def test_a_task_without_a_rule_has_no_next_occurrence(alice, make_task):
     task = make_task(due_at=DUE)
     assert "next_occurrence_id" not in alice.post(f"/v1/tasks/{task['id']}/toggle").json()
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
 
 
 def test_completing_as_a_bulk_operation_creates_the_next_occurrence_too(alice, make_task):
@@ -248,7 +248,7 @@ def test_completing_as_a_bulk_operation_creates_the_next_occurrence_too(alice, m
     )
     assert response.status_code == 200
     assert response.json()["results"][0]["task"]["completed"] is True
-    following = Task.objects.exclude(pk=task["id"]).get()
+    following = Task.all_objects.exclude(pk=task["id"]).get()
     assert following.recurrence == "FREQ=DAILY" and following.completed is False
 
 
@@ -257,7 +257,7 @@ def test_another_user_cannot_complete_a_recurring_task(alice, bob, make_task):
     for method, path, body in COMPLETE:
         response = getattr(bob, method)(path.format(id=task["id"]), body, format="json")
         assert response.status_code == 404
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
     assert alice.get(f"/v1/tasks/{task['id']}").json() == task
 
 
@@ -289,8 +289,8 @@ def test_concurrent_completes_create_exactly_one_next_occurrence(make_task, how)
     assert [status for status, _ in answers] == [200] * 16
     created = [following for _, following in answers if following]
     assert len(created) == 1
-    assert Task.objects.count() == 2
-    assert str(Task.objects.exclude(pk=task["id"]).get().pk) == created[0]
+    assert Task.all_objects.count() == 2
+    assert str(Task.all_objects.exclude(pk=task["id"]).get().pk) == created[0]
 
 
 def test_reopening_and_completing_again_starts_no_second_occurrence(alice, make_task):
@@ -301,4 +301,4 @@ def test_reopening_and_completing_again_starts_no_second_occurrence(alice, make_
     again = alice.post(f"/v1/tasks/{task['id']}/toggle").json()
     assert again["completed"] is True
     assert "next_occurrence_id" not in again
-    assert Task.objects.count() == 2
+    assert Task.all_objects.count() == 2

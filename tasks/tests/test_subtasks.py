@@ -424,6 +424,15 @@ def test_moving_tasks_out_of_a_tree_changes_no_completion(alice, tree):
     assert completion(alice, *tree.values()) == before
 
 
+def test_deleting_the_open_subtasks_completes_nothing(alice, tree):
+    """a keeps only a completed subtask (a2), root only completed ones below: still open."""
+    before = completion(alice, tree["root"], tree["a"], tree["a2"])
+    for name in ("a1", "b"):
+        assert alice.delete(f"/v1/tasks/{tree[name]['id']}").status_code == 204
+    assert alice.post("/v1/tasks/clear-completed").json() == {"deleted": 1}  # a2
+    assert completion(alice, tree["root"], tree["a"]) == before[:2]
+
+
 # --- delete ---------------------------------------------------------------------------------
 
 

@@ -104,7 +104,7 @@ def test_a_deleted_task_is_gone_from_every_route_but_kept_as_a_tombstone(alice, 
     assert [t["id"] for t in alice.get("/v1/tasks").json()["results"]] == [other["id"]]
     assert alice.get("/v1/tasks?q=secret").json()["results"] == []
     assert alice.get("/v1/tasks?label=x").json()["results"] == []
-    tombstone = Task.objects.get(pk=task["id"])
+    tombstone = Task.all_objects.get(pk=task["id"])
     assert tombstone.deleted_at is not None
     assert (tombstone.title, tombstone.details, tombstone.labels) == ("", "", [])
 
@@ -126,7 +126,7 @@ def test_without_a_token_changes_lists_everything_oldest_change_first(alice, bob
     assert edited["title"] == "first, edited" and edited["deleted"] is False
     assert set(deleted) == {"id", "deleted", "deleted_at"}
     assert deleted["deleted"] is True
-    stored = Task.objects.get(pk=second["id"]).deleted_at
+    stored = Task.all_objects.get(pk=second["id"]).deleted_at
     assert timezone.datetime.fromisoformat(deleted["deleted_at"].replace("Z", "+00:00")) == stored
 
 
@@ -241,7 +241,7 @@ def test_sync_reports_the_next_occurrence_of_a_recurring_task(alice, make_task):
 @reads_changes
 def test_sync_reports_the_positions_a_rebalance_rewrote(alice):
     """Tasks from before positions existed share the key "": the first move spreads them out."""
-    Task.objects.bulk_create(Task(user_id="alice", title=f"t{n}") for n in range(4))
+    Task.all_objects.bulk_create(Task(user_id="alice", title=f"t{n}") for n in range(4))
     replica: dict = {}
     since = pull(alice, replica)
     first, second = sorted(replica)[:2]
@@ -311,16 +311,16 @@ def test_purge_tombstones_removes_only_tombstones_older_than_the_retention(
     # Each user's newest row is never purged (see the next test): make it a live task.
     alice.patch(f"/v1/tasks/{live['id']}", {"title": "newest"}, format="json")
     bobs_live = make_task(bob)
-    Task.objects.filter(pk__in=[old["id"], bobs_old["id"]]).update(
+    Task.all_objects.filter(pk__in=[old["id"], bobs_old["id"]]).update(
         deleted_at=timezone.now() - timedelta(days=31)
     )
-    Task.objects.filter(pk=recent["id"]).update(deleted_at=timezone.now() - timedelta(days=29))
+    Task.all_objects.filter(pk=recent["id"]).update(deleted_at=timezone.now() - timedelta(days=29))
     call_command("purge_tombstones", stdout=io.StringIO())
-    remaining = {str(pk) for pk in Task.objects.values_list("id", flat=True)}
+    remaining = {str(pk) for pk in Task.all_objects.values_list("id", flat=True)}
     assert remaining == {recent["id"], live["id"], bobs_live["id"]}
     settings.TOMBSTONE_RETENTION_DAYS = 7
     call_command("purge_tombstones", stdout=io.StringIO())
-    remaining = {str(pk) for pk in Task.objects.values_list("id", flat=True)}
+    remaining = {str(pk) for pk in Task.all_objects.values_list("id", flat=True)}
     assert remaining == {live["id"], bobs_live["id"]}
 
 
@@ -329,11 +329,11 @@ def test_a_change_after_a_purge_is_not_hidden_behind_a_purged_tombstone(alice, m
     gone = make_task()
     alice.delete(f"/v1/tasks/{gone['id']}")
     last = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # the newest change sorts last among its ties
-    Task.objects.filter(pk=gone["id"]).update(id=last)
+    Task.all_objects.filter(pk=gone["id"]).update(id=last)
     replica: dict = {}
     since = pull(alice, replica)
     assert changes(alice, since)["results"] == []
-    Task.objects.filter(pk=last).update(deleted_at=timezone.now() - timedelta(days=31))
+    Task.all_objects.filter(pk=last).update(deleted_at=timezone.now() - timedelta(days=31))
     call_command("purge_tombstones", stdout=io.StringIO())
     created = make_task(title="after the purge")
     pull(alice, replica, since)
@@ -416,7 +416,7 @@ def test_a_replica_converges_while_other_connections_write():
     connections.close_all()
     assert rounds > 1
     assert replica == server_state(client_for("alice"))
-    assert len(replica) == Task.objects.for_user("alice").count() > 0
+    assert len(replica) == Task.all_objects.for_user("alice").count() > 0
 
 
 @reads_changes

@@ -35,7 +35,7 @@ def test_create_returns_201_with_the_stored_task(alice):
     assert task["user_id"] == "alice"
     assert (task["title"], task["details"], task["completed"]) == ("Buy milk", "2 l", False)
     parse_time(task["created_at"]), parse_time(task["updated_at"])
-    stored = Task.objects.get(pk=task["id"])
+    stored = Task.all_objects.get(pk=task["id"])
     assert (stored.user_id, stored.title, stored.details) == ("alice", "Buy milk", "2 l")
 
 
@@ -120,7 +120,7 @@ def test_put_replaces_writable_fields_and_advances_updated_at(alice, make_task):
     )  # fmt: skip
     assert parse_time(updated["updated_at"]) > parse_time(task["updated_at"])
     assert updated["created_at"] == task["created_at"]
-    assert Task.objects.get(pk=task["id"]).title == "new"
+    assert Task.all_objects.get(pk=task["id"]).title == "new"
 
 
 def test_put_keeps_omitted_optional_fields(alice, make_task):
@@ -134,7 +134,7 @@ def test_put_requires_the_title(alice, make_task):
     response = alice.put(f"/v1/tasks/{task['id']}", {"details": "x"}, format="json")
     assert response.status_code == 422
     assert response.json()["errors"][0]["attr"] == "title"
-    assert Task.objects.get(pk=task["id"]).details == ""
+    assert Task.all_objects.get(pk=task["id"]).details == ""
 
 
 def test_patch_changes_only_the_given_fields(alice, make_task):
@@ -162,8 +162,8 @@ def test_delete_returns_204_with_an_empty_body_and_removes_the_task(alice, make_
     response = alice.delete(f"/v1/tasks/{task['id']}")
     assert response.status_code == 204
     assert response.content == b""
-    assert not Task.objects.for_user("alice").filter(pk=task["id"]).exists()
-    tombstone = Task.objects.get(pk=task["id"])
+    assert not Task.all_objects.for_user("alice").filter(pk=task["id"]).exists()
+    tombstone = Task.all_objects.get(pk=task["id"])
     assert tombstone.deleted_at is not None
     assert (tombstone.title, tombstone.details) == ("", "")
     assert alice.get(f"/v1/tasks/{task['id']}").status_code == 404
@@ -179,7 +179,7 @@ def test_toggle_flips_completed_and_advances_updated_at(alice, make_task):
     second = alice.post(f"/v1/tasks/{task['id']}/toggle").json()
     assert second["completed"] is False
     assert parse_time(second["updated_at"]) > parse_time(first.json()["updated_at"])
-    assert Task.objects.get(pk=task["id"]).completed is False
+    assert Task.all_objects.get(pk=task["id"]).completed is False
 
 
 def test_toggle_ignores_any_body(alice, make_task):
@@ -252,7 +252,7 @@ def test_malformed_json_is_400(alice, body):
         content_type="application/json",
     )
     assert_error(response, 400, code="parse_error")
-    assert Task.objects.count() == 0
+    assert Task.all_objects.count() == 0
 
 
 @pytest.mark.parametrize("body", ["[]", '["title"]', '"title"', "42", "null", "true"])
@@ -274,7 +274,7 @@ def test_a_body_over_1_mib_is_413(alice, make_task):
         code="request_too_large",
     )  # fmt: skip
     assert_error(alice.put(f"/v1/tasks/{task['id']}", huge, content_type="application/json"), 413)
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
     assert alice.get(f"/v1/tasks/{task['id']}").json() == task
 
 
@@ -286,7 +286,7 @@ def test_a_body_over_1_mib_is_413(alice, make_task):
 def test_a_body_that_is_not_json_is_415(alice, content_type):
     response = alice.post("/v1/tasks", "title=x", content_type=content_type)
     assert_error(response, 415, code="unsupported_media_type")
-    assert Task.objects.count() == 0
+    assert Task.all_objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -323,7 +323,7 @@ def test_invalid_fields_are_422_naming_the_field(alice, make_task, body, attr):
     if body:
         assert_error(response, 422, attr=attr)
         assert alice.get(f"/v1/tasks/{task['id']}").json() == task
-    assert Task.objects.count() == 1
+    assert Task.all_objects.count() == 1
 
 
 def test_limits_are_inclusive(alice):
@@ -374,7 +374,7 @@ def test_serializer_fast_path_matches_drf(alice, make_task):
         details="d", completed=True, due_at="2026-03-01", priority="high", labels=["a", "B"]
     )
     alice.patch(f"/v1/tasks/{task['id']}", {"recurrence": "FREQ=WEEKLY;BYDAY=MO"}, format="json")
-    stored = Task.objects.get(pk=task["id"])
+    stored = Task.all_objects.get(pk=task["id"])
     fast = TaskSerializer(stored).data
     drf = serializers.ModelSerializer.to_representation(TaskSerializer(stored), stored)
     assert fast == dict(drf)
@@ -405,3 +405,11 @@ def test_the_whitespace_the_schema_spells_out_is_what_trimming_removes():
     spelled = re.compile(f"[{WHITESPACE}]")
     characters = [chr(code) for code in range(sys.maxunicode + 1)]
     assert [c for c in characters if spelled.fullmatch(c)] == [c for c in characters if c.isspace()]
+
+
+def test_the_default_manager_is_live_tasks_and_all_objects_keeps_tombstones(alice, make_task):
+    """`Task.objects` (the shell's) leaves deleted tasks out; `Task.all_objects` has them."""
+    kept, deleted = make_task(), make_task()
+    assert alice.delete(f"/v1/tasks/{deleted['id']}").status_code == 204
+    assert {str(pk) for pk in Task.objects.values_list("pk", flat=True)} == {kept["id"]}
+    assert Task.all_objects.count() == 2

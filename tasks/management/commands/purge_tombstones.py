@@ -25,10 +25,10 @@ class Command(BaseCommand):
         for model in (Task, TaskList):
             # Each user's newest row stays: on SQLite the next change_seq is the owner's max
             # + 1, and purging the max would let a change reuse a number a token has seen.
-            rows = model.objects.filter(user_id=OuterRef("user_id"))
+            rows = model.all_objects.filter(user_id=OuterRef("user_id"))
             newest = rows.order_by("-change_seq", "-id").values("pk")[:1]
             purged, _ = (
-                model.objects.filter(deleted_at__lt=cutoff)
+                model.all_objects.filter(deleted_at__lt=cutoff)
                 .exclude(pk__in=Subquery(newest))
                 .delete()
             )

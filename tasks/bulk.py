@@ -83,10 +83,32 @@ OPERATIONS = {
 }
 
 
+class OperationListSerializer(serializers.ListSerializer[Any]):
+    """The operations: 1 to MAX_OPERATIONS, said on `operations` itself (DRF would say
+    "at least 1 elements" under `operations.non_field_errors`)."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if isinstance(data, list) and not 1 <= len(data) <= MAX_OPERATIONS:
+            raise ValidationError(
+                [f"Send 1 to {MAX_OPERATIONS} operations (this batch has {len(data)})."],
+                code="min_length" if not data else "max_length",
+            )
+        operations: list[Any] = super().to_internal_value(data)
+        return operations
+
+
 class OperationSerializer(serializers.Serializer[Any]):
     """One operation: what else it takes depends on its `op` (documented as their `oneOf`)."""
 
-    op = serializers.ChoiceField(choices=list(OPERATIONS))
+    op = serializers.ChoiceField(
+        choices=list(OPERATIONS),
+        error_messages={
+            "invalid_choice": f'"{{input}}" is not an operation: use {", ".join(OPERATIONS)}.'
+        },
+    )
+
+    class Meta:
+        list_serializer_class = OperationListSerializer
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         operation = OPERATIONS[super().to_internal_value(data)["op"]](data=data)

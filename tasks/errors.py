@@ -20,7 +20,10 @@ class PreconditionFailed(TaskError):
 
 class TaskLimitReached(TaskError):
     code = "task_limit_reached"
-    message = "You have reached the maximum number of tasks."
+
+    def __init__(self, limit: int) -> None:
+        self.message = f"You have reached the maximum of {limit} tasks: delete some first."
+        super().__init__()
 
 
 class RecurrenceNeedsDueAt(TaskError):
@@ -43,10 +46,9 @@ class MovedAfterItself(TaskError):
 
 class ListLimitReached(TaskError):
     code = "list_limit_reached"
-    message = "You have reached the maximum number of lists."
 
     def __init__(self, limit: int) -> None:
-        self.message = f"You have reached the maximum of {limit} lists."
+        self.message = f"You have reached the maximum of {limit} lists: delete one first."
         super().__init__()
 
 
@@ -95,3 +97,15 @@ class NotASibling(TaskError):
     code = "not_a_sibling"
     message = "`after` must be a task under the same parent, in the same list, as the moved task."
     field = "after"
+
+
+class ReferenceNotFound(TaskError):
+    """A task or list that the body names (`field`) is missing or another user's: a 404 that
+    says which id it is about (the same answer either way)."""
+
+    code = "not_found"
+
+    def __init__(self, field: str, kind: str = "task") -> None:
+        self.field = field
+        self.message = f"No {kind} of yours has the id in `{field}`."
+        super().__init__()

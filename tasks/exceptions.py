@@ -35,7 +35,7 @@ class DatabaseUnavailable(exceptions.APIException):
     wait: int  # seconds: DRF's handler sends it as Retry-After when it is set
 
 
-# The answer to each domain error (tasks.errors); one with a `field` is that field's 422.
+# The answer to each domain error (tasks.errors) that is not its field's 422.
 STATUSES: dict[type[errors.TaskError], int] = {
     errors.PreconditionFailed: status.HTTP_412_PRECONDITION_FAILED,
     errors.TaskLimitReached: status.HTTP_409_CONFLICT,
@@ -43,6 +43,7 @@ STATUSES: dict[type[errors.TaskError], int] = {
     errors.IdempotencyKeyReused: status.HTTP_409_CONFLICT,
     errors.ListLimitReached: status.HTTP_409_CONFLICT,
     errors.DefaultListUndeletable: status.HTTP_409_CONFLICT,
+    errors.ReferenceNotFound: status.HTTP_404_NOT_FOUND,
 }
 
 
@@ -53,10 +54,12 @@ def api_exception(
     if isinstance(exc, ObjectDoesNotExist):
         return exceptions.NotFound()
     if isinstance(exc, errors.TaskError):
-        if exc.field is not None:
-            return exceptions.ValidationError({exc.field: [exc.message]}, code=exc.code)
-        converted = exceptions.APIException(exc.message, exc.code)
-        converted.status_code = STATUSES[type(exc)]
+        status_code = STATUSES.get(type(exc), status.HTTP_422_UNPROCESSABLE_ENTITY)
+        if status_code == status.HTTP_422_UNPROCESSABLE_ENTITY:
+            return exceptions.ValidationError({str(exc.field): [exc.message]}, code=exc.code)
+        detail: Any = exc.message if exc.field is None else {exc.field: [exc.message]}
+        converted = exceptions.APIException(detail, exc.code)
+        converted.status_code = status_code
         return converted
     return exc
 
@@ -69,10 +72,12 @@ class BulkOperationFailed(exceptions.APIException):
         self, index: int, error: ObjectDoesNotExist | errors.TaskError | exceptions.APIException
     ) -> None:
         self.index = index
-        # A domain error's field is one of the operation's `data`.
+        # A domain error's field is one of the operation's `data`; a missing task, its `id`.
         self.prefix = f"operations.{index}"
         if isinstance(error, errors.TaskError) and error.field is not None:
             self.prefix += ".data"
+        elif isinstance(error, ObjectDoesNotExist):
+            self.prefix += ".id"
         self.error = api_exception(error)
         self.status_code = self.error.status_code
         super().__init__(self.error.detail)

@@ -15,6 +15,7 @@ from .models import LABEL_MAX_LENGTH, Priority, Task
 from .parsing import DUE_INVALID, DUE_SCHEMA, NO_NUL, parse_due
 
 BOOLEAN_WORDS = {"true": True, "false": False}
+TRUE_OR_FALSE = "Must be `true` or `false`."
 SEARCH_MAX_LENGTH = 200
 
 
@@ -26,7 +27,7 @@ class TaskFilterForm(forms.Form):
         if len(set(priorities)) < len(priorities):
             self.add_error("priority", forms.ValidationError("Repeats a value.", "invalid"))
         if self.data.get("list") == "" and "list" not in self.errors:
-            self.add_error("list", forms.ValidationError("Must be a list id.", "invalid"))
+            self.add_error("list", forms.ValidationError("Must be a list id (a UUID).", "invalid"))
         parent = self.data.get("parent")
         if parent is not None and parent != "none" and "parent" not in self.errors:
             try:
@@ -42,7 +43,7 @@ class TaskFilterForm(forms.Form):
                 and name not in self.errors
                 and self.cleaned_data.get(name) not in BOOLEAN_WORDS
             ):
-                self.add_error(name, forms.ValidationError("Must be `true` or `false`.", "invalid"))
+                self.add_error(name, forms.ValidationError(TRUE_OR_FALSE, "invalid"))
         return cleaned
 
 
@@ -70,6 +71,7 @@ class TaskFilter(filters.FilterSet):
     # Exactly `true` or `false`: django-filter's BooleanFilter also takes `1`, `True`, `yes`.
     completed = filters.ChoiceFilter(
         choices=[(word, word) for word in BOOLEAN_WORDS],
+        error_messages={"invalid_choice": TRUE_OR_FALSE},
         method="filter_completed",
         help_text="Only completed (`true`) or only open (`false`) tasks.",
     )
@@ -81,11 +83,15 @@ class TaskFilter(filters.FilterSet):
     )
     overdue = filters.ChoiceFilter(
         choices=[(word, word) for word in BOOLEAN_WORDS],
+        error_messages={"invalid_choice": TRUE_OR_FALSE},
         method="filter_overdue",
         help_text="`true`: due before now and not completed; `false`: the others.",
     )
     priority = filters.MultipleChoiceFilter(
         choices=[(label, label) for label in Priority.labels],
+        error_messages={
+            "invalid_choice": f"%(value)s is not a priority: use {', '.join(Priority.labels)}."
+        },
         method="filter_priority",
         help_text="One or more priorities (repeat the parameter).",
     )
@@ -95,7 +101,11 @@ class TaskFilter(filters.FilterSet):
         strip=False,  # the length is checked as sent
         help_text="Tasks carrying this label.",
     )
-    list = filters.UUIDFilter(field_name="list_id", help_text="Only this list's tasks.")
+    list = filters.UUIDFilter(
+        field_name="list_id",
+        help_text="Only this list's tasks.",
+        error_messages={"invalid": "Must be a list id (a UUID)."},
+    )
     parent = filters.CharFilter(
         method="filter_parent",
         help_text="Only this task's direct subtasks; `none`: only top-level tasks.",

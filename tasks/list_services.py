@@ -14,7 +14,13 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from . import in_doubt, positions, statements
-from .errors import DefaultListUndeletable, ListLimitReached, MovedAfterItself, PreconditionFailed
+from .errors import (
+    DefaultListUndeletable,
+    ListLimitReached,
+    MovedAfterItself,
+    PreconditionFailed,
+    ReferenceNotFound,
+)
 from .models import Task, TaskList, TaskListQuerySet
 from .services import ANY_VERSION, TOMBSTONE, Versions
 
@@ -141,7 +147,9 @@ def list_move(*, user_id: str, list_id: object, after_id: uuid.UUID | None) -> T
 def _key_after(others: TaskListQuerySet, after_id: uuid.UUID | None) -> str | None:
     if after_id is None:
         return positions.between(None, others.values_list("position", flat=True).first())
-    anchor = others.get(pk=after_id)
+    anchor = others.filter(pk=after_id).first()
+    if anchor is None:
+        raise ReferenceNotFound("after", "list")
     following = (
         others.filter(
             Q(position__gt=anchor.position) | Q(position=anchor.position, id__gt=anchor.id)

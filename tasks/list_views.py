@@ -28,7 +28,13 @@ from .pagination import (
     KeysetPagination,
     ListPagination,
 )
-from .schema import CHANGES_ERRORS, LIST_ACTION_ERRORS
+from .schema import (
+    CHANGES_ERRORS,
+    CREATE_LIST_EXAMPLES,
+    LIST_ACTION_ERRORS,
+    MOVE_LIST_EXAMPLES,
+    RENAME_LIST_EXAMPLES,
+)
 from .serializers import (
     AllChangesSerializer,
     ListMoveSerializer,
@@ -60,25 +66,40 @@ LIST_RESPONSE = OpenApiResponse(
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List the caller's task lists, in their order"),
+    list=extend_schema(
+        operation_id="listLists", summary="List the caller's task lists, in their order"
+    ),
     create=extend_schema(
+        operation_id="createList",
         summary="Create a list (last in the caller's order)",
         parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION],
+        examples=CREATE_LIST_EXAMPLES,
         responses={201: LIST_RESPONSE},
     ),
     retrieve=extend_schema(
+        operation_id="getList",
         summary="Get a list",
         parameters=[IF_NONE_MATCH, ETAG],
         responses={200: LIST_RESPONSE, 304: None},
     ),
     update=extend_schema(
-        summary="Rename a list", parameters=[IF_MATCH, ETAG], responses={200: LIST_RESPONSE}
+        operation_id="replaceList",
+        summary="Rename a list",
+        parameters=[IF_MATCH, ETAG],
+        responses={200: LIST_RESPONSE},
+        examples=RENAME_LIST_EXAMPLES,
     ),
     partial_update=extend_schema(
-        summary="Rename a list", parameters=[IF_MATCH, ETAG], responses={200: LIST_RESPONSE}
+        operation_id="updateList",
+        summary="Rename a list",
+        parameters=[IF_MATCH, ETAG],
+        responses={200: LIST_RESPONSE},
+        examples=RENAME_LIST_EXAMPLES,
     ),
     destroy=extend_schema(
-        summary="Delete a list and every task in it (not the default list)", parameters=[IF_MATCH]
+        operation_id="deleteList",
+        summary="Delete a list and every task in it (not the default list)",
+        parameters=[IF_MATCH],
     ),
 )
 class TaskListViewSet(viewsets.ModelViewSet[TaskList], RateLimitHeaders):
@@ -169,9 +190,12 @@ class TaskListViewSet(viewsets.ModelViewSet[TaskList], RateLimitHeaders):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Put a list right after another one (`after`), or first (`after: null`)",
+        operation_id="moveList",
+        summary="Move a list in the caller's order",
+        description="Puts the list right after another one (`after`), or first (`after: null`).",
         parameters=[ETAG],
         request=ListMoveSerializer,
+        examples=MOVE_LIST_EXAMPLES,
         responses={200: LIST_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=ListMoveSerializer)
@@ -193,6 +217,7 @@ class AllChangesView(RateLimitHeaders):
     action_errors = CHANGES_ERRORS
 
     @extend_schema(
+        operation_id="listChanges",
         summary="Every change to the caller's lists and tasks since a sync token, oldest first",
         parameters=[
             OpenApiParameter(

@@ -15,7 +15,7 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import Direction
+from drf_spectacular.utils import Direction, OpenApiExample
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -236,25 +236,25 @@ def without_trailing_slashes(endpoints: list[tuple[Any, ...]]) -> list[tuple[Any
 _TASK_ID = {"id": "$response.body#/id"}
 _IF_MATCH = {"header.If-Match": "$response.header.ETag"}
 TASK_LINKS = {
-    "GetTask": {"operationId": "tasks_retrieve", "parameters": _TASK_ID},
-    "ReplaceTask": {"operationId": "tasks_update", "parameters": {**_TASK_ID, **_IF_MATCH}},
-    "ChangeTask": {"operationId": "tasks_partial_update", "parameters": {**_TASK_ID, **_IF_MATCH}},
-    "ToggleTask": {"operationId": "tasks_toggle_create", "parameters": {**_TASK_ID, **_IF_MATCH}},
-    "DeleteTask": {"operationId": "tasks_destroy", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "GetTask": {"operationId": "getTask", "parameters": _TASK_ID},
+    "ReplaceTask": {"operationId": "replaceTask", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "ChangeTask": {"operationId": "updateTask", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "ToggleTask": {"operationId": "toggleTask", "parameters": {**_TASK_ID, **_IF_MATCH}},
+    "DeleteTask": {"operationId": "deleteTask", "parameters": {**_TASK_ID, **_IF_MATCH}},
     # To the top (`after: null`): any other `after` must name another of the caller's live tasks.
     "MoveTaskFirst": {
-        "operationId": "tasks_move_create",
+        "operationId": "moveTask",
         "parameters": _TASK_ID,
         "requestBody": {"after": None},
     },
 }
 # The responses that carry one task and its ETag: (operationId, status).
 TASK_RESPONSES = {
-    ("tasks_create", "201"),
-    ("tasks_retrieve", "200"),
-    ("tasks_update", "200"),
-    ("tasks_partial_update", "200"),
-    ("tasks_toggle_create", "200"),
+    ("createTask", "201"),
+    ("getTask", "200"),
+    ("replaceTask", "200"),
+    ("updateTask", "200"),
+    ("toggleTask", "200"),
 }
 
 
@@ -289,3 +289,91 @@ def add_task_links(
                 if (operation.get("operationId"), status) in TASK_RESPONSES:
                     response["links"] = copy.deepcopy(TASK_LINKS)
     return result
+
+
+# Request-body examples: what Swagger UI's "Try it out" sends as is, so each one succeeds for any
+# signed-in user (tasks/tests/test_schema_examples.py runs them all). Hence no ids: a task or list
+# id in an example would name nobody's task; a bulk batch names its new tasks by `temp_id`. The
+# first example of an operation is the one Swagger UI fills in.
+def _request_example(name: str, value: Any, description: str = "") -> OpenApiExample:
+    return OpenApiExample(name, value=value, description=description, request_only=True)
+
+
+EXAMPLE_DUE_AT = "2030-06-07T17:00:00Z"
+
+CREATE_TASK_EXAMPLES = [
+    _request_example(
+        "A task with a due date and a label",
+        {"title": "Buy milk", "due_at": EXAMPLE_DUE_AT, "labels": ["home"], "priority": "medium"},
+    ),
+    _request_example("Just a title", {"title": "Call the plumber"}),
+    _request_example(
+        "A weekly task",
+        {
+            "title": "Take out the recycling",
+            "details": "Blue bin: paper and cans.",
+            "due_at": "2030-06-03",
+            "recurrence": "FREQ=WEEKLY;BYDAY=MO",
+            "labels": ["home", "chores"],
+        },
+        "A recurring task needs a `due_at`: completing it creates the next occurrence.",
+    ),
+]
+REPLACE_TASK_EXAMPLES = [
+    _request_example(
+        "Every writable field",
+        {
+            "title": "Buy oat milk",
+            "details": "Two cartons, unsweetened.",
+            "completed": False,
+            "due_at": EXAMPLE_DUE_AT,
+            "priority": "high",
+            "labels": ["home", "groceries"],
+            "recurrence": "",
+        },
+    ),
+]
+UPDATE_TASK_EXAMPLES = [
+    _request_example("Complete it", {"completed": True}),
+    _request_example("Reschedule it", {"due_at": "2030-06-08", "priority": "high"}),
+    _request_example("Clear the due date", {"due_at": None}),
+]
+MOVE_TASK_EXAMPLES = [
+    _request_example(
+        "To the top",
+        {"after": None},
+        "`after` may name a sibling instead; `parent_id` and `list_id` move it elsewhere.",
+    ),
+    _request_example("To the top level, first", {"after": None, "parent_id": None}),
+]
+BULK_EXAMPLES = [
+    _request_example(
+        "A task with two subtasks",
+        {
+            "operations": [
+                {
+                    "op": "create",
+                    "temp_id": "trip",
+                    "data": {"title": "Plan the trip", "due_at": "2030-07-01"},
+                },
+                {
+                    "op": "create",
+                    "temp_id": "tickets",
+                    "data": {"title": "Book the train tickets", "parent_id": "trip"},
+                },
+                {
+                    "op": "create",
+                    "temp_id": "packing",
+                    "data": {"title": "Pack", "parent_id": "trip", "labels": ["travel"]},
+                },
+                {"op": "update", "id": "tickets", "data": {"priority": "high"}},
+                {"op": "toggle", "id": "packing"},
+            ]
+        },
+        "Operations after a create name its task by its `temp_id`; `temp_id_mapping` in the "
+        "answer gives the ids.",
+    ),
+]
+CREATE_LIST_EXAMPLES = [_request_example("A list", {"title": "Groceries"})]
+RENAME_LIST_EXAMPLES = [_request_example("A new title", {"title": "Weekend groceries"})]
+MOVE_LIST_EXAMPLES = [_request_example("To the top", {"after": None})]

@@ -1,5 +1,6 @@
 import copy
 import datetime as dt
+import re
 import uuid
 from typing import Any, ClassVar
 
@@ -62,6 +63,8 @@ class StrictBooleanField(serializers.BooleanField):
     The browsable API's HTML form (DEBUG only) sends text, so it keeps DRF's reading.
     """
 
+    default_error_messages = {"invalid": "Must be `true` or `false`."}
+
     def to_internal_value(self, data: Any) -> bool:
         if isinstance(data, bool):
             return data
@@ -70,13 +73,26 @@ class StrictBooleanField(serializers.BooleanField):
         self.fail("invalid", input=data)
 
 
+# What an HTML form's `datetime-local` input sends: a date and a time, with no offset.
+DATETIME_LOCAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
+
+
 @extend_schema_field(DUE_SCHEMA)
 class DueAtField(serializers.DateTimeField):
-    """An RFC 3339 date-time, or a plain date meaning that day at 00:00 UTC."""
+    """An RFC 3339 date-time, or a plain date meaning that day at 00:00 UTC.
+
+    The browsable API's HTML form (DEBUG only) has a `datetime-local` input, which sends no
+    offset: from that form only, such a value is read as UTC. JSON stays strict.
+    """
 
     default_error_messages = {"invalid": DUE_INVALID}
 
     def to_internal_value(self, value: Any) -> dt.datetime:
+        if isinstance(value, str) and _from_html_form(self) and DATETIME_LOCAL.fullmatch(value):
+            try:
+                return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+            except ValueError:
+                self.fail("invalid")
         if not isinstance(value, str) or (parsed := parse_due(value)) is None:
             self.fail("invalid")
         return parsed
@@ -84,6 +100,10 @@ class DueAtField(serializers.DateTimeField):
 
 class PriorityField(serializers.ChoiceField):
     """`none`, `low`, `medium`, `high` on the wire; their rank in the database."""
+
+    default_error_messages = {
+        "invalid_choice": f'"{{input}}" is not a priority: use {", ".join(Priority.labels)}.'
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=Priority.choices, **kwargs)
@@ -99,13 +119,31 @@ class PriorityField(serializers.ChoiceField):
 
 
 class LabelsField(serializers.ListField):
-    """Up to 20 labels of 1 to 50 characters: trimmed, case kept, first of duplicates kept."""
+    """Up to 20 labels of 1 to 50 characters: trimmed, case kept, first of duplicates kept.
+
+    The browsable API's HTML form (DEBUG only) shows them as one text input, comma-separated
+    (tasks.browsable): from that form only, each value sent is split at its commas.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         child = StrictCharField(max_length=LABEL_MAX_LENGTH, allow_blank=False)
-        super().__init__(child=child, max_length=LABELS_MAX_COUNT, **kwargs)
+        style = {
+            "base_template": "input.html",
+            "input_type": "text",
+            "placeholder": "home, errands",
+            "comma_separated": True,
+            "form_help_text": "Comma-separated.",
+        }
+        super().__init__(child=child, max_length=LABELS_MAX_COUNT, style=style, **kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
+        if _from_html_form(self) and isinstance(data, list):
+            data = [
+                label.strip()
+                for value in data
+                for label in (value.split(",") if isinstance(value, str) else [value])
+                if not isinstance(label, str) or label.strip()
+            ]
         labels = super().to_internal_value(data)
         return list(dict.fromkeys(labels))
 
@@ -147,7 +185,11 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
         trim_whitespace=False,
     )
     completed = StrictBooleanField(required=False)
-    due_at = DueAtField(required=False, allow_null=True)
+    due_at = DueAtField(
+        required=False,
+        allow_null=True,
+        style={"form_help_text": "A date and time in UTC (this form sends no offset)."},
+    )
     priority = PriorityField(required=False)
     labels = LabelsField(required=False)
     recurrence = RecurrenceField(required=False)

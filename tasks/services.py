@@ -37,6 +37,7 @@ from .errors import (
     PreconditionFailed,
     RecurrenceNeedsDueAt,
     RecurringTaskInTree,
+    ReferenceNotFound,
     TaskLimitReached,
     TooDeep,
 )
@@ -333,11 +334,11 @@ def _inserted(user_id: str, fields: dict[str, Any], max_tasks: int) -> Task:
             return task
         if fields.get("list_id") is not None:
             if not _list_exists(user_id, fields["list_id"]):
-                raise TaskList.DoesNotExist
+                raise ReferenceNotFound("list_id", "list")
             break
         if attempt == 0:  # perhaps the user's first task: their default list, then again
             statements.insert_default_list(user_id)
-    raise TaskLimitReached()
+    raise TaskLimitReached(max_tasks)
 
 
 def _list_exists(user_id: str, list_id: uuid.UUID | None) -> bool:
@@ -412,9 +413,9 @@ def _lock(
 
 
 def _chain(rows: dict[uuid.UUID, Task], pk: uuid.UUID) -> list[Task] | None:
-    """Task `pk` and its ancestors, up from it, if `rows` hold them all (None if not)."""
+    """Parent `pk` and its ancestors, up from it, if `rows` hold them all (None if not)."""
     if pk not in rows:
-        raise Task.DoesNotExist
+        raise ReferenceNotFound("parent_id")
     chain = [rows[pk]]
     while chain[-1].parent_id is not None:
         if chain[-1].parent_id not in rows:
@@ -475,7 +476,7 @@ def _moved(user_id: str, task: Task, place: Place, position: str) -> Task:
     moved = [row for row in statements.update_returning(rows, changes) if row.pk == task.pk]
     if not moved:
         if not _list_exists(user_id, place.list_id):
-            raise TaskList.DoesNotExist
+            raise ReferenceNotFound("list_id", "list")
         raise TooDeep(MAX_LEVELS)
     if place.parent is not None and place.parent.completed and not moved[0].completed:
         _reopened(user_id, place.parent)
@@ -511,10 +512,10 @@ def task_move(
         if after_id is not None:
             anchor = rows.get(after_id)
             if anchor is None:
-                raise Task.DoesNotExist
+                raise ReferenceNotFound("after")
             if (anchor.list_id, anchor.parent_id) != (place.list_id, place.parent_id):
                 if not _list_exists(user_id, place.list_id):
-                    raise TaskList.DoesNotExist  # another user's list: as a missing one
+                    raise ReferenceNotFound("list_id", "list")
                 raise NotASibling()
         for _attempt in range(2):
             key = _key_after(siblings, anchor)

@@ -25,13 +25,13 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import idempotency, selectors, services, sync, throttling
-from .authentication import DEVELOPMENT_COOKIE_NAME
+from .authentication import DEVELOPMENT_COOKIE_NAME, BearerTokenAuthentication
 from .bulk import (
     MAX_OPERATIONS,
     BulkResponseSerializer,
@@ -50,7 +50,14 @@ from .pagination import (
     KeysetPagination,
 )
 from .renderers import ORJSONRenderer
-from .schema import TASK_ACTION_ERRORS
+from .schema import (
+    BULK_EXAMPLES,
+    CREATE_TASK_EXAMPLES,
+    MOVE_TASK_EXAMPLES,
+    REPLACE_TASK_EXAMPLES,
+    TASK_ACTION_ERRORS,
+    UPDATE_TASK_EXAMPLES,
+)
 from .serializers import (
     ChangesSerializer,
     MoveSerializer,
@@ -125,29 +132,38 @@ class RateLimitHeaders(APIView):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List the caller's tasks, newest first"),
+    list=extend_schema(operation_id="listTasks", summary="List the caller's tasks, newest first"),
     create=extend_schema(
+        operation_id="createTask",
         summary="Create a task",
         request=NewTaskSerializer,
+        examples=CREATE_TASK_EXAMPLES,
         parameters=[IDEMPOTENCY_KEY, ETAG, LOCATION],
         responses={201: TASK_RESPONSE},
     ),
     retrieve=extend_schema(
+        operation_id="getTask",
         summary="Get a task",
         parameters=[IF_NONE_MATCH, ETAG],
         responses={200: TASK_RESPONSE, 304: None},
     ),
     update=extend_schema(
+        operation_id="replaceTask",
         summary="Replace a task's writable fields (omitted optional ones stay)",
         parameters=[IF_MATCH, ETAG],
+        examples=REPLACE_TASK_EXAMPLES,
         responses={200: TASK_RESPONSE},
     ),
     partial_update=extend_schema(
+        operation_id="updateTask",
         summary="Change some of a task's writable fields",
         parameters=[IF_MATCH, ETAG],
+        examples=UPDATE_TASK_EXAMPLES,
         responses={200: TASK_RESPONSE},
     ),
-    destroy=extend_schema(summary="Delete a task", parameters=[IF_MATCH]),
+    destroy=extend_schema(
+        operation_id="deleteTask", summary="Delete a task", parameters=[IF_MATCH]
+    ),
 )
 class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
     """Tasks of the caller (the token's `sub`); another user's task is a 404, as a missing one."""
@@ -267,7 +283,11 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        summary="Flip a task's `completed` atomically",
+        operation_id="toggleTask",
+        summary="Flip a task's completed state atomically",
+        description="Completes an open task, or reopens a completed one, in one write. "
+        "Completing a recurring task also creates its next occurrence "
+        "(`next_occurrence_id`).",
         parameters=[IF_MATCH, ETAG],
         request=None,
         responses={200: TASK_RESPONSE},
@@ -280,10 +300,13 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return self.task_response(task)
 
     @extend_schema(
-        summary="Put a task right after a sibling (`after`), or first (`after: null`), "
-        "optionally under another parent or in another list",
+        operation_id="moveTask",
+        summary="Move a task among its siblings, under another parent or to another list",
+        description="Puts the task right after a sibling (`after`), or first (`after: null`), "
+        "optionally under another parent (`parent_id`) or in another list (`list_id`).",
         parameters=[ETAG],
         request=MoveSerializer,
+        examples=MOVE_TASK_EXAMPLES,
         responses={200: TASK_RESPONSE},
     )
     @action(detail=True, methods=["post"], serializer_class=MoveSerializer)
@@ -300,7 +323,9 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return self.task_response(task)
 
     @extend_schema(
-        summary="Delete all of the caller's completed tasks (of one list, with `list`)",
+        operation_id="clearCompletedTasks",
+        summary="Delete the caller's completed tasks",
+        description="Deletes every completed task of the caller, or of one list with `list`.",
         parameters=[LIST_PARAMETER],
         request=None,
         responses={200: inline_serializer("Cleared", {"deleted": serializers.IntegerField()})},
@@ -319,8 +344,10 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return Response({"deleted": deleted})
 
     @extend_schema(
+        operation_id="bulkTasks",
         summary=f"Apply up to {MAX_OPERATIONS} operations atomically (all or nothing)",
         request=BulkSerializer,
+        examples=BULK_EXAMPLES,
         responses={200: BulkResponseSerializer},
     )
     @action(detail=False, methods=["post"], serializer_class=BulkSerializer)
@@ -341,7 +368,9 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return Response({"results": results, "temp_id_mapping": temp_id_mapping})
 
     @extend_schema(
-        summary="Counts of the caller's tasks (of one list, with `list`): one query",
+        operation_id="getTaskStats",
+        summary="Count the caller's tasks: open, completed, overdue, due today",
+        description="Counts of the caller's tasks, or of one list's with `list`, in one query.",
         parameters=[
             LIST_PARAMETER,
             OpenApiParameter(
@@ -364,7 +393,10 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return Response(counts)
 
     @extend_schema(
-        summary="Every change since a sync token, oldest first (deleted tasks as tombstones)",
+        operation_id="listTaskChanges",
+        summary="Every task change since a sync token, oldest first",
+        description="Tasks created or changed since `since`, and deleted ones as tombstones; "
+        "without `since`, every task.",
         parameters=[
             OpenApiParameter(
                 "since", SIGNED_TOKEN_SCHEMA, description="`next_since` of the previous call."
@@ -478,7 +510,11 @@ class Healthz(APIView):
     authentication_classes = []
     permission_classes = []
 
-    @extend_schema(summary="Liveness: the process answers (no database)", responses={200: _status})
+    @extend_schema(
+        operation_id="healthz",
+        summary="Liveness: the process answers (no database)",
+        responses={200: _status},
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -488,7 +524,9 @@ class Readyz(APIView):
     permission_classes = []
 
     @extend_schema(
-        summary="Readiness: the database answers", responses={200: _status, 503: _status}
+        operation_id="readyz",
+        summary="Readiness: the database answers",
+        responses={200: _status, 503: _status},
     )
     def get(self, request: Request) -> Response:
         try:
@@ -501,7 +539,12 @@ class Readyz(APIView):
 
 @require_http_methods(["GET", "POST"])
 def development_login(request: HttpRequest) -> HttpResponse:
-    """DEBUG only: hand the browser a token (as a cookie) for the browsable API."""
+    """DEBUG only: hand the browser a token (as a cookie) for the browsable API; a POST with
+    `logout` takes it back."""
+    if request.method == "POST" and request.POST.get("logout"):
+        response = HttpResponseRedirect("/dev/login")
+        response.delete_cookie(DEVELOPMENT_COOKIE_NAME, samesite="Strict")
+        return response
     if request.method == "POST" and request.POST.get("token"):
         response = HttpResponseRedirect("/v1/tasks")
         response.set_cookie(
@@ -514,4 +557,22 @@ def development_login(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         body = error_body("required", "Paste a token.", "validation_error")
         return JsonResponse(body, status=422)
-    return render(request, "tasks/development_login.html")
+    raw_token = request.COOKIES.get(DEVELOPMENT_COOKIE_NAME, "")
+    return render(
+        request,
+        "tasks/development_login.html",
+        {"has_cookie": bool(raw_token), "signed_in_as": development_user_id(raw_token)},
+    )
+
+
+def development_user_id(raw_token: str) -> str | None:
+    """The user id of the development cookie's token, if it is (still) a valid one."""
+    if not raw_token:
+        return None
+    authentication = BearerTokenAuthentication()
+    try:
+        user = authentication.get_user(authentication.get_validated_token(raw_token.encode()))
+        user_id: str = user.id  # type: ignore[attr-defined]  # a TokenUser: the token's sub
+    except APIException:  # an invalid token (simplejwt's InvalidToken), or no keys to check it
+        return None
+    return user_id

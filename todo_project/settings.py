@@ -94,6 +94,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 # --- Applications -----------------------------------------------------------------------------
 INSTALLED_APPS = [
+    # First: its `createsuperuser` and `changepassword` replace django.contrib.auth's.
+    "tasks",
     # simplejwt imports django.contrib.auth (which needs contenttypes); the database router keeps
     # both apps' tables out of the database.
     "django.contrib.contenttypes",
@@ -104,7 +106,6 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "tasks",
 ]
 
 MIDDLEWARE = [
@@ -211,7 +212,7 @@ _parsers = ["tasks.parsers.JSONObjectParser"]
 _authentication = ["tasks.authentication.BearerTokenAuthentication"]
 if DEBUG:
     # The browsable API, for debugging in a browser (docs/browsing.md).
-    _renderers.append("rest_framework.renderers.BrowsableAPIRenderer")
+    _renderers.append("tasks.browsable.TasksBrowsableAPIRenderer")
     _parsers += ["rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"]
     _authentication.append("tasks.authentication.DevelopmentCookieAuthentication")
 
@@ -256,6 +257,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # The token given to "Authorize" survives a reload; each operation shows its operationId
+    # (the typed client's names).
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        "persistAuthorization": True,
+        "displayOperationId": True,
+    },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -295,6 +303,7 @@ CORS_ALLOW_HEADERS = [
     "x-request-id",
 ]
 CORS_EXPOSE_HEADERS = [
+    "location",
     "etag",
     "retry-after",
     "ratelimit",

@@ -13,7 +13,7 @@ LIMIT = (
     409,
     "client_error",
     "task_limit_reached",
-    "You have reached the maximum number of tasks.",
+    "You have reached the maximum of 1 tasks: delete some first.",  # MAX_TASKS_PER_USER = 1
 )
 NEEDS_DUE_AT = (
     409,

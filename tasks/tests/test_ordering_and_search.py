@@ -199,7 +199,13 @@ def test_moves_are_scoped_to_the_caller(alice, bob, make_task):
     ]
     answers = [move(client, task, after) for client, task, after in cases]
     assert [a.status_code for a in answers] == [404] * len(cases)
-    assert len({a.content for a in answers}) == 1, "the same body: no existence leak"
+    # The same body whichever way the id is not the caller's (no existence leak); the body
+    # says which id it is about: the task moved, or `after`.
+    after_missing = {answers[i].content for i in (0, 1, 2, 5)}
+    task_missing = {answers[i].content for i in (3, 4, 6, 7)}
+    assert len(after_missing) == len(task_missing) == 1
+    assert [e["attr"] for e in answers[0].json()["errors"]] == ["after"]
+    assert [e["attr"] for e in answers[3].json()["errors"]] == [None]
     assert snapshot() == before
 
 

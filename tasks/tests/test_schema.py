@@ -84,6 +84,43 @@ def test_every_route_and_its_error_responses_are_described(generated):
     assert operations == EXPECTED_OPERATIONS
 
 
+OPERATION_IDS = {
+    ("/v1/tasks", "get"): "listTasks",
+    ("/v1/tasks", "post"): "createTask",
+    ("/v1/tasks/{id}", "get"): "getTask",
+    ("/v1/tasks/{id}", "put"): "replaceTask",
+    ("/v1/tasks/{id}", "patch"): "updateTask",
+    ("/v1/tasks/{id}", "delete"): "deleteTask",
+    ("/v1/tasks/{id}/toggle", "post"): "toggleTask",
+    ("/v1/tasks/{id}/move", "post"): "moveTask",
+    ("/v1/tasks/bulk", "post"): "bulkTasks",
+    ("/v1/tasks/changes", "get"): "listTaskChanges",
+    ("/v1/tasks/clear-completed", "post"): "clearCompletedTasks",
+    ("/v1/tasks/stats", "get"): "getTaskStats",
+    ("/v1/lists", "get"): "listLists",
+    ("/v1/lists", "post"): "createList",
+    ("/v1/lists/{id}", "get"): "getList",
+    ("/v1/lists/{id}", "put"): "replaceList",
+    ("/v1/lists/{id}", "patch"): "updateList",
+    ("/v1/lists/{id}", "delete"): "deleteList",
+    ("/v1/lists/{id}/move", "post"): "moveList",
+    ("/v1/changes", "get"): "listChanges",
+    ("/healthz", "get"): "healthz",
+    ("/readyz", "get"): "readyz",
+}
+
+
+def test_every_operation_has_a_friendly_id_and_a_plain_text_summary(generated):
+    operations = {
+        (path, method): operation
+        for path, item in generated["paths"].items()
+        for method, operation in item.items()
+    }
+    assert {key: op["operationId"] for key, op in operations.items()} == OPERATION_IDS
+    for key, operation in operations.items():
+        assert not re.search(r"[`*\[\]]", operation["summary"]), (key, operation["summary"])
+
+
 def test_task_routes_require_the_bearer_scheme(generated):
     scheme = generated["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")

@@ -8,11 +8,22 @@ from tasks.authentication import issue_token
 
 
 class Command(BaseCommand):
-    help = "Print an HS256 bearer token for USER_ID, signed with BETTER_AUTH_SECRET (development)."
+    help = (
+        "Print a bearer token for USER_ID: HS256, signed with BETTER_AUTH_SECRET, as Better "
+        "Auth's would be in HS256 mode. For development and tests; in production the frontend "
+        "gets its tokens from Better Auth."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("user_id")
-        parser.add_argument("--ttl", type=int, default=3600, help="Lifetime in seconds.")
+        parser.add_argument(
+            "user_id", help="The user the token is for: its `sub`, the owner of the tasks."
+        )
+        parser.add_argument(
+            "--ttl",
+            type=int,
+            default=3600,
+            help="Seconds until the token expires (default: %(default)s, one hour).",
+        )
 
     def handle(self, *args: Any, user_id: str, ttl: int, **options: Any) -> None:
         if not settings.BETTER_AUTH_SECRET:

@@ -16,8 +16,9 @@ for values that the server alone issues, which a fuzzer cannot know:
    in the batch, not a UUID, defined before use: CONTRACT-lists.md).
 
 And one stateful check, `ensure_resource_availability` ("a resource just created is found"), for
-the one 404 that names another resource than the path's: a move after a task that is not the
-caller's live task (CONTRACT.md and errors.md: 404), when the moved task itself was just created.
+the 404s that name another resource than the path's: an id in the body (`after`, `parent_id`,
+`list_id`: the error's `attr` says which) that is not the caller's (CONTRACT.md, errors.md), when
+the task or list in the path was just created.
 
 Every other failure is kept, and those same responses still go through every other check (no 5xx,
 status documented, body and headers match the schema, content type).
@@ -37,6 +38,8 @@ SERVER_ISSUED_TOKENS = {
     ("GET", "/v1/lists"): "cursor",
     ("GET", "/v1/changes"): "since",
 }
+# Ids in a request body that name another task or list than the path's.
+BODY_REFERENCES = {"after", "parent_id", "list_id"}
 TREE_RULES = {
     "cycle",
     "too_deep",
@@ -97,27 +100,26 @@ def _breaks_a_tree_rule(case, response) -> bool:
     )
 
 
-def _is_missing_move_anchor(case, response) -> bool:
-    """A 404 to a move whose `after` names some other task than the one moved: that task is
-    missing (or not the caller's), not the task in the path."""
-    body = case.body if isinstance(case.body, dict) else {}
-    after = body.get("after")
-    return (
-        case.operation.method.upper() == "POST"
-        and case.operation.path == "/v1/tasks/{id}/move"
-        and after is not None
-        and after != (case.path_parameters or {}).get("id")
-        and response.status_code == 404
-        and _error_codes(response.content) == ["not_found"]
+def _names_another_resource(case, response) -> bool:
+    """A 404 about an id in the body (`after`, `parent_id`, `list_id`: the error's `attr` names
+    it), not about the resource in the path: that one may well exist, just created."""
+    if response.status_code != 404:
+        return False
+    try:
+        errors = json.loads(response.content).get("errors")
+    except (ValueError, AttributeError):
+        return False
+    return bool(errors) and all(
+        e.get("code") == "not_found" and e.get("attr") in BODY_REFERENCES for e in errors
     )
 
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response) -> bool:
     """Keep every failure except a positive-data rejection caused by a server-issued value, and
-    a just-created task "not found" by a move whose `after` is what is missing."""
+    a just-created task or list "not found" because an id in the body is what is missing."""
     if isinstance(failure, EnsureResourceAvailability):
-        return not _is_missing_move_anchor(case, response)
+        return not _names_another_resource(case, response)
     if not isinstance(failure, RejectedPositiveData):
         return True
     return not (

@@ -30,6 +30,8 @@ from .models import USER_ID_MAX_LENGTH
 
 SHARED_SECRET_ALGORITHM = "HS256"
 DEVELOPMENT_COOKIE_NAME = "dev_api_token"
+# Where a request keeps its bearer token's outcome (user, token), once authenticated.
+VERIFIED_ATTRIBUTE = "bearer_authentication"
 # Tokens this process has verified, with their claims: a frontend sends the same token with
 # every request of its lifetime, and parsing and checking it again was most of the cost of
 # authentication (more so for EdDSA). A token differing by one byte is another entry, checked
@@ -207,6 +209,16 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         # simplejwt looks the user model up for every instance (one per request), for a
         # database user this stateless authentication never loads.
         pass
+
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        # middleware.BearerTokenGate ran this already for the same request: its outcome stands.
+        django_request = getattr(request, "_request", request)
+        done = getattr(django_request, VERIFIED_ATTRIBUTE, None)
+        if done is not None:
+            return done  # type: ignore[no-any-return]
+        result = super().authenticate(request)
+        setattr(django_request, VERIFIED_ATTRIBUTE, result)
+        return result
 
     def get_raw_token(self, header: bytes) -> bytes | None:
         # Authentication schemes are case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.

@@ -117,6 +117,8 @@ MIDDLEWARE = [
     # development login form and the DEBUG-only cookie authentication.
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it answers from process_view, so every response header above still applies.
+    "tasks.middleware.BearerTokenGate",
 ]
 
 ROOT_URLCONF = "todo_project.urls"

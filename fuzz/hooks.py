@@ -50,23 +50,24 @@ TREE_RULES = {
 }
 
 
-def _errors_concern_only(content: bytes, parameter: str) -> bool:
+def _errors(content: bytes) -> list[dict]:
+    """The error body's `errors` (none if it is not one)."""
     try:
         errors = json.loads(content).get("errors")
     except (ValueError, AttributeError):
-        return False
-    return (
-        isinstance(errors, list)
-        and len(errors) > 0
-        and all(isinstance(e, dict) and e.get("attr") == parameter for e in errors)
-    )
+        return []
+    if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+        return []
+    return errors
+
+
+def _errors_concern_only(content: bytes, parameter: str) -> bool:
+    errors = _errors(content)
+    return bool(errors) and all(e.get("attr") == parameter for e in errors)
 
 
 def _error_codes(content: bytes) -> list:
-    try:
-        return [e.get("code") for e in json.loads(content).get("errors")]
-    except (ValueError, AttributeError, TypeError):
-        return []
+    return [e.get("code") for e in _errors(content)]
 
 
 def _is_unissued_token(case, response) -> bool:
@@ -91,10 +92,7 @@ def _is_stale_etag(case, response) -> bool:
 def _breaks_a_tree_rule(case, response) -> bool:
     if response.status_code != 422:
         return False
-    try:
-        errors = json.loads(response.content).get("errors")
-    except (ValueError, AttributeError):
-        return False
+    errors = _errors(response.content)
     return bool(errors) and all(
         e.get("code") in TREE_RULES or str(e.get("attr", "")).endswith(".temp_id") for e in errors
     )
@@ -105,10 +103,7 @@ def _names_another_resource(case, response) -> bool:
     it), not about the resource in the path: that one may well exist, just created."""
     if response.status_code != 404:
         return False
-    try:
-        errors = json.loads(response.content).get("errors")
-    except (ValueError, AttributeError):
-        return False
+    errors = _errors(response.content)
     return bool(errors) and all(
         e.get("code") == "not_found" and e.get("attr") in BODY_REFERENCES for e in errors
     )

@@ -1,5 +1,6 @@
-"""`Idempotency-Key` on `POST /v1/tasks`: a retry with the same key (per user, for 24 h)
-replays the first 201 response and creates nothing; the same key with another body is refused.
+"""`Idempotency-Key` on the creates (`POST /v1/tasks`, `POST /v1/lists`): a retry with the same
+key (per user, for 24 h) replays the first 201 response and creates nothing; the same key with
+another body is refused.
 
 The key's row holds that response, so it is written here, beside the view that answers, not by
 the services (which know no HTTP).
@@ -38,7 +39,7 @@ def request_fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def task_create_idempotent(
+def create_idempotent(
     *,
     user_id: str,
     key: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from . import in_doubt, positions, statements
@@ -22,7 +22,7 @@ from .errors import (
     ReferenceNotFound,
 )
 from .models import Task, TaskList, TaskListQuerySet
-from .services import ANY_VERSION, TOMBSTONE, Versions
+from .services import ANY_VERSION, TOMBSTONE, Versions, key_after
 
 
 def default_list(*, user_id: str) -> None:
@@ -145,21 +145,12 @@ def list_move(*, user_id: str, list_id: object, after_id: uuid.UUID | None) -> T
 
 
 def _key_after(others: TaskListQuerySet, after_id: uuid.UUID | None) -> str | None:
-    if after_id is None:
-        return positions.between(None, others.values_list("position", flat=True).first())
-    anchor = others.filter(pk=after_id).first()
-    if anchor is None:
-        raise ReferenceNotFound("after", "list")
-    following = (
-        others.filter(
-            Q(position__gt=anchor.position) | Q(position=anchor.position, id__gt=anchor.id)
-        )
-        .values_list("position", flat=True)
-        .first()
-    )
-    if following is not None and following <= anchor.position:
-        return None
-    return positions.between(anchor.position, following)
+    anchor = None
+    if after_id is not None:
+        anchor = others.filter(pk=after_id).first()
+        if anchor is None:
+            raise ReferenceNotFound("after", "list")
+    return key_after(others, anchor)
 
 
 def _rebalance(others: TaskListQuerySet) -> None:

@@ -5,7 +5,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http.response import HttpResponseBase
-from django.utils.cache import get_conditional_response
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -42,7 +41,15 @@ from .serializers import (
     TaskSerializer,
     timestamp,
 )
-from .views import IDEMPOTENCY_KEY, IF_MATCH, IF_NONE_MATCH, RateLimitHeaders, if_match_versions
+from .views import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    RateLimitHeaders,
+    created,
+    if_match_versions,
+    not_modified,
+)
 
 ETAG = OpenApiParameter(
     "ETag",
@@ -140,33 +147,19 @@ class TaskListViewSet(viewsets.ModelViewSet[TaskList], RateLimitHeaders):
             )
             return {"body": self.get_serializer(task_list).data, "etag": task_list.etag}
 
-        key = idempotency.request_key(request)
-        if key is None:
-            created, replayed = create(), False
-        else:
-            created, replayed = idempotency.task_create_idempotent(
-                user_id=self.user_id,
-                key=key,
-                fingerprint=idempotency.request_fingerprint({"list": request.data}),
-                create=create,
-            )
-        headers = {
-            "ETag": created["etag"],
-            "Location": request.build_absolute_uri(f"/v1/lists/{created['body']['id']}"),
-        }
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(created["body"], status=status.HTTP_201_CREATED, headers=headers)
+        return created(
+            request,
+            user_id=self.user_id,
+            create=create,
+            fingerprint=idempotency.request_fingerprint({"list": request.data}),
+            collection="/v1/lists",
+        )
 
     def retrieve(  # type: ignore[override]  # a 304 is Django's response
         self, request: Request, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         task_list = self.get_object()
-        not_modified = get_conditional_response(request, etag=task_list.etag)
-        if not_modified is not None:
-            not_modified["ETag"] = task_list.etag
-            return not_modified
-        return self.list_response(task_list)
+        return not_modified(request, task_list.etag) or self.list_response(task_list)
 
     def update(
         self, request: Request, *args: Any, partial: bool = False, **kwargs: Any

@@ -8,14 +8,17 @@ the rules refuse is a tasks.errors exception, which the exception handler answer
 the hot writes is tasks.statements'.
 
 Subtasks: a write that changes more than one task of a tree, or a task's place in one, first
-locks the *family* it touches (the task, its subtree, its ancestors: statements.family) or, for
-a new subtask, the parent's *chain* (the parent and its ancestors), each in one statement, in
-id order. Any two such writes that could interfere lock a common task (every one of them locks
-the chain above what it changes), so they run one after the other, and each one's next
-statement sees the other's outcome. What the locking statement itself read can predate the
-wait (a statement's snapshot is taken before it locks); so the rows it returns are used only
-where they cannot have changed meanwhile (the locked rows themselves, and a chain that is
-checked to be whole), and subtrees are walked again by the statement that writes them.
+locks the *family* it touches (the task, its subtree, its ancestors: statements.family; for a
+completion, the task, its ancestors and its open descendants, the rows it can write:
+statements.completion_family) or, for a new subtask, the parent's *chain* (the parent and its
+ancestors), each in one statement, in id order. Any two such writes that could interfere lock
+a common task (every one of them locks the chain above what it changes), so they run one after
+the other, and each one's next statement sees the other's outcome; and a write touches no row
+that another holds without holding it first, so none waits in a circle. What the locking
+statement itself read can predate the wait (a statement's snapshot is taken before it locks);
+so the rows it returns are used only where they cannot have changed meanwhile (the locked rows
+themselves, and a chain that is checked to be whole), and subtrees are walked again by the
+statement that writes them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from django.db import IntegrityError
-from django.db.models import Case, F, Q, UUIDField, Value, When
+from django.db.models import Case, F, Q, QuerySet, UUIDField, Value, When
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
 
@@ -125,9 +128,12 @@ def _check_versions(task: Task, versions: Versions) -> Task:
     return task
 
 
-def _locked_family(user_id: str, task_id: object, versions: Versions) -> Task:
-    """Lock task `task_id`'s family (see the module's docstring); returns the task."""
-    rows = statements.run_compiled(statements.family, None, user_id=user_id, pk=_task_id(task_id))
+def _locked_family(
+    user_id: str, task_id: object, versions: Versions, build: statements.Builder = statements.family
+) -> Task:
+    """Lock task `task_id`'s family (see the module's docstring; `build`: statements.family, or
+    statements.completion_family for a write that completes or reopens it); returns the task."""
+    rows = statements.run_compiled(build, None, user_id=user_id, pk=_task_id(task_id))
     return _target(rows, task_id, versions)
 
 
@@ -215,7 +221,7 @@ def task_update(
             if (place.list_id, place.parent_id) != (task.list_id, task.parent_id):
                 task = _moved(user_id, task, place, positions.for_new_task())
         else:
-            task = _locked_family(user_id, task_id, versions)
+            task = _locked_family(user_id, task_id, versions, statements.completion_family)
         if changes_left.get("recurrence"):
             _check_can_recur(user_id, task)
         if "completed" in changes_left:
@@ -248,7 +254,7 @@ def task_toggle(*, user_id: str, task_id: object, versions: Versions = None) -> 
     """
 
     def locked() -> Task:
-        task = _locked_family(user_id, task_id, versions)
+        task = _locked_family(user_id, task_id, versions, statements.completion_family)
         return _set_completed(user_id, task, not task.completed)
 
     return in_doubt.atomic(locked, task_stamp)
@@ -518,7 +524,7 @@ def task_move(
                     raise ReferenceNotFound("list_id", "list")
                 raise NotASibling()
         for _attempt in range(2):
-            key = _key_after(siblings, anchor)
+            key = key_after(siblings, anchor)
             if key is not None and len(key) <= positions.MAX_KEY_LENGTH:
                 break
             _rebalance(siblings)
@@ -531,8 +537,9 @@ def task_move(
     return in_doubt.atomic(locked, task_stamp)
 
 
-def _key_after(siblings: TaskQuerySet, anchor: Task | None) -> str | None:
-    """A key for the gap after `anchor` (None: the start); None if the gap has no room."""
+def key_after(siblings: QuerySet[Any], anchor: Task | TaskList | None) -> str | None:
+    """A key for the gap after `anchor` among `siblings` (tasks or lists, in position order;
+    None: the start); None if the gap has no room."""
     if anchor is None:
         return positions.first(siblings.values_list("position", flat=True).first())
     following = (

@@ -241,6 +241,16 @@ def family(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]
     return tasks.filter(pk__in=family_ids(pk, tasks.db)).order_by("pk").select_for_update()
 
 
+def completion_family(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]:
+    """Task `pk`, its ancestors and its open descendants, locked in id order: every row that
+    completing or reopening `pk` can write. (A completed descendant is written by neither: the
+    completed ones of a parent toggled again and again are not locked again and again.)"""
+    below = Q(pk__in=subtree_ids(pk, tasks.db), completed=False)
+    return (
+        tasks.filter(Q(pk__in=chain_ids(pk, tasks.db)) | below).order_by("pk").select_for_update()
+    )
+
+
 def chain(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]:
     """Task `pk` and its ancestors, locked in id order (a new subtask's parent)."""
     return tasks.filter(pk__in=chain_ids(pk, tasks.db)).order_by("pk").select_for_update()
@@ -275,6 +285,7 @@ BUILDERS: tuple[Builder, ...] = (
     by_pk,
     update,
     family,
+    completion_family,
     chain,
     completing,
     reopening,

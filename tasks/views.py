@@ -1,5 +1,6 @@
 import re
 import uuid
+from collections.abc import Callable
 from functools import cached_property
 from importlib import resources
 from typing import Any, NoReturn
@@ -223,23 +224,13 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
             )
             return {"body": self.get_serializer(task).data, "etag": task.etag}
 
-        key = idempotency.request_key(request)
-        if key is None:
-            created, replayed = create(), False
-        else:
-            created, replayed = idempotency.task_create_idempotent(
-                user_id=self.user_id,
-                key=key,
-                fingerprint=idempotency.request_fingerprint(request.data),
-                create=create,
-            )
-        headers = {
-            "ETag": created["etag"],
-            "Location": request.build_absolute_uri(f"/v1/tasks/{created['body']['id']}"),
-        }
-        if replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(created["body"], status=status.HTTP_201_CREATED, headers=headers)
+        return created(
+            request,
+            user_id=self.user_id,
+            create=create,
+            fingerprint=idempotency.request_fingerprint(request.data),
+            collection="/v1/tasks",
+        )
 
     def get_object(self) -> Task:
         """The caller's task named in the URL."""
@@ -257,11 +248,7 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         self, request: Request, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         task = self.get_object()
-        not_modified = get_conditional_response(request, etag=task.etag)
-        if not_modified is not None:
-            not_modified["ETag"] = task.etag
-            return not_modified
-        return self.task_response(task)
+        return not_modified(request, task.etag) or self.task_response(task)
 
     def update(
         self, request: Request, *args: Any, partial: bool = False, **kwargs: Any
@@ -462,6 +449,40 @@ def time_zone(name: str) -> ZoneInfo:
     if name not in IANA_ZONES:
         raise ValidationError({"tz": ["Not an IANA time zone."]}, code="invalid")
     return ZoneInfo(name)
+
+
+def created(
+    request: Request,
+    *,
+    user_id: str,
+    create: Callable[[], dict[str, Any]],
+    fingerprint: str,
+    collection: str,
+) -> Response:
+    """The 201 of a create: `create()` returns the new resource's body and ETag; with an
+    `Idempotency-Key`, it runs once per key and a retry replays its answer (tasks.idempotency)."""
+    key = idempotency.request_key(request)
+    if key is None:
+        result, replayed = create(), False
+    else:
+        result, replayed = idempotency.create_idempotent(
+            user_id=user_id, key=key, fingerprint=fingerprint, create=create
+        )
+    headers = {
+        "ETag": result["etag"],
+        "Location": request.build_absolute_uri(f"{collection}/{result['body']['id']}"),
+    }
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(result["body"], status=status.HTTP_201_CREATED, headers=headers)
+
+
+def not_modified(request: Request, etag: str) -> HttpResponseBase | None:
+    """A 304 (with the ETag) when `If-None-Match` names the resource's current ETag."""
+    response = get_conditional_response(request, etag=etag)
+    if response is not None:
+        response["ETag"] = etag
+    return response
 
 
 def if_match_versions(request: Request) -> services.Versions:

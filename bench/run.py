@@ -347,6 +347,9 @@ def seed(target: Target, args: argparse.Namespace) -> None:
     """Insert every seeded task in one statement, VACUUM ANALYZE, and record the task ids used."""
     users = [(SMALL, args.small), (BIG, args.big), (DELETER, args.delete_pool)]
     with psycopg.connect(target.server.database_url, autocommit=True) as conn:
+        lists = has_column(conn, "list_id")
+        if lists:
+            insert_lists(conn)
         # created_at: one millisecond apart within a user, so that every value is distinct.
         conn.execute(
             """
@@ -358,7 +361,7 @@ def seed(target: Target, args: argparse.Namespace) -> None:
             """,
             ([u for u, _ in users], [n for _, n in users]),
         )
-        if has_column(conn, "list_id"):
+        if lists:
             seed_lists(conn, target)
         else:
             target.refs["list_page"] = "/v1/tasks?page_size=50"
@@ -386,11 +389,10 @@ def has_column(conn: psycopg.Connection, column: str) -> bool:
     )
 
 
-def seed_lists(conn: psycopg.Connection, target: Target) -> None:
-    """Give every user LISTS_PER_USER lists (the first the default) and put their seeded tasks
-    into them in turn, in created order; make chains of subtasks 5 levels deep among BIG's
-    tasks, and a tree of 50 descendants (toggle_parent) in BIG's second list."""
-    users = [SMALL, BIG, WRITER, DELETER]
+def insert_lists(conn: psycopg.Connection) -> None:
+    """Every user's LISTS_PER_USER lists, the first the default. Before the tasks: a task
+    inserted without a list goes into its owner's default list (migration 0007's trigger),
+    which would otherwise make one of its own."""
     conn.execute(
         """
         INSERT INTO task_lists (id, user_id, title, is_default, position, created_at,
@@ -399,8 +401,13 @@ def seed_lists(conn: psycopg.Connection, target: Target) -> None:
                n = 0, 'L' || to_char(n, 'FM000') || 'V', now(), now(), 1, 0
         FROM unnest(%s::text[]) AS u, generate_series(0, %s - 1) AS n
         """,
-        (users, LISTS_PER_USER),
+        ([SMALL, BIG, WRITER, DELETER], LISTS_PER_USER),
     )
+
+
+def seed_lists(conn: psycopg.Connection, target: Target) -> None:
+    """Put every user's seeded tasks into their lists (insert_lists) in turn, in created order; make chains of subtasks 5 levels deep among BIG's
+    tasks, and a tree of 50 descendants (toggle_parent) in BIG's second list."""
     # List n of a user (in their order) holds their tasks number n, n + LISTS_PER_USER, …
     # (oldest first), in that order.
     conn.execute(

@@ -104,10 +104,11 @@ class KeysetPagination(BasePagination):
         position: tuple[object, ...] | None,
         limit: int,
     ) -> list[Any]:
+        # The view is the TaskViewSet, which decides how its list is read.
         return selectors.task_page(
             user_id=user_id,
-            # The view is the TaskViewSet, which decides whether it filtered the list.
             filtered=queryset if view.list_is_filtered else None,  # type: ignore[union-attr]
+            within=view.tree_filters,  # type: ignore[union-attr]
             keys=keys,
             position=position,
             limit=limit,

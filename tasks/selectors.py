@@ -56,18 +56,21 @@ def task_page(
     *,
     user_id: str,
     filtered: QuerySet[Task] | None,
+    within: dict[str, uuid.UUID | None],
     keys: tuple[Key, ...],
     position: tuple[object, ...] | None,
     limit: int,
 ) -> list[Task]:
     """The first `limit` of the caller's tasks in the order of `keys`, after `position` (a value
     per key) if one is given. `filtered`: the caller's tasks narrowed by the list's filters,
-    read through the ORM; None: all of them, from compiled SQL (the list's hot path)."""
+    read through the ORM; None: from compiled SQL (the list's hot paths), all of them or those
+    `within` a list and under a parent (`list_id`, `parent_id`: None for the top level)."""
     shape = statements.PageShape(keys, limit)
     values: dict[str, Any] = (
         {} if position is None else {k.field: v for k, v in zip(keys, position, strict=True)}
     )
     if filtered is None:
+        values |= within
         return statements.run_compiled(statements.page, shape, user_id=user_id, **values)
     return statements.run_orm(statements.page, shape, filtered, **values)
 

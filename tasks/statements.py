@@ -126,7 +126,11 @@ class PageShape(NamedTuple):
 
 def page(tasks: TaskQuerySet, shape: PageShape, **position: object) -> TaskQuerySet:
     """The first `shape.limit` rows in the order of `shape.keys`; after `position` (a value per
-    key's field), if one is given."""
+    key's field), if one is given; in one list and under one parent (None: the top level) with
+    `list_id` and `parent_id`."""
+    for tree_field in ("list_id", "parent_id"):
+        if tree_field in position:
+            tasks = tasks.filter(**{tree_field: position.pop(tree_field)})
     if position:
         tasks = tasks.filter(rows_after(shape.keys, tuple(position[k.field] for k in shape.keys)))
     return tasks.order_by(*(key.order_by() for key in shape.keys))[: shape.limit]
@@ -189,6 +193,19 @@ def _ids(using: str, sql: str, *task_ids: object) -> RawSQL:
     return RawSQL(sql, params)  # noqa: S611 -- constant SQL, values bound
 
 
+# The open part of a subtree: no open task is under a completed one (tasks.services keeps it
+# so), so the walk stops at completed tasks, and a completed task's walk is empty.
+_OPEN_SUBTREE = """open_subtree(id) AS (
+    SELECT id FROM tasks WHERE id = %s AND deleted_at IS NULL AND NOT completed
+    UNION SELECT child.id FROM tasks AS child JOIN open_subtree ON child.parent_id = open_subtree.id
+    WHERE child.parent_id IS NOT NULL AND child.deleted_at IS NULL AND NOT child.completed)"""
+
+
+def open_subtree_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of the open tasks of task `task_id`'s subtree, itself included if open."""
+    return _ids(using, f"WITH RECURSIVE {_OPEN_SUBTREE} SELECT id FROM open_subtree", task_id)  # noqa: S608
+
+
 def subtree_ids(task_id: object, using: str) -> RawSQL:
     """The ids of task `task_id` and of its live descendants (for `pk__in`)."""
     return _ids(using, f"WITH RECURSIVE {_SUBTREE} SELECT id FROM subtree", task_id)  # noqa: S608
@@ -245,7 +262,7 @@ def completion_family(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> Que
     """Task `pk`, its ancestors and its open descendants, locked in id order: every row that
     completing or reopening `pk` can write. (A completed descendant is written by neither: the
     completed ones of a parent toggled again and again are not locked again and again.)"""
-    below = Q(pk__in=subtree_ids(pk, tasks.db), completed=False)
+    below = Q(pk__in=open_subtree_ids(pk, tasks.db))
     return (
         tasks.filter(Q(pk__in=chain_ids(pk, tasks.db)) | below).order_by("pk").select_for_update()
     )
@@ -262,7 +279,7 @@ def _changed(updated_at: datetime, **values: Any) -> dict[str, Any]:
 
 def completing(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime) -> Built:
     """Task `pk` completed, with every open task of its subtree (each gets `completed_at`)."""
-    rows = tasks.filter(pk__in=subtree_ids(pk, tasks.db)).filter(Q(pk=pk) | Q(completed=False))
+    rows = tasks.filter(Q(pk=pk) | Q(pk__in=open_subtree_ids(pk, tasks.db)))
     return rows, _changed(updated_at, completed=True, **_completion(True, updated_at))
 
 

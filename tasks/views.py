@@ -185,10 +185,37 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
         return selectors.task_list(user_id=self.user_id)
 
     @cached_property
-    def list_is_filtered(self) -> bool:
-        """Whether this is a list that names a filter: it is read through the ORM, a list
-        without one from compiled SQL (see KeysetPagination)."""
+    def names_filters(self) -> bool:
+        """Whether this is a list that names a filter."""
         return self.action == "list" and not self.request.query_params.keys().isdisjoint(FILTERS)
+
+    @cached_property
+    def tree_filters(self) -> dict[str, uuid.UUID | None]:
+        """A list filtered by `list` and `parent` alone (the view of a list, of a task's
+        subtasks): their values, read from compiled SQL like an unfiltered list ({} for any
+        other list; an invalid value is the FilterSet's to refuse)."""
+        query = self.request.query_params
+        if not self.names_filters or not query.keys() - PAGE_PARAMETERS <= TREE_FILTERS.keys():
+            return {}
+        values: dict[str, uuid.UUID | None] = {}
+        for name, field in TREE_FILTERS.items():
+            given = query.getlist(name)
+            if len(given) > 1:
+                return {}
+            if given and name == "parent" and given[0] == "none":
+                values[field] = None
+            elif given:
+                try:
+                    values[field] = uuid.UUID(given[0])
+                except ValueError:
+                    return {}
+        return values
+
+    @property
+    def list_is_filtered(self) -> bool:
+        """Whether this list is read through the ORM (its filters by the FilterSet); a list
+        without filters, or with tree_filters, is read from compiled SQL (KeysetPagination)."""
+        return self.names_filters and not self.tree_filters
 
     def filter_queryset(self, queryset: QuerySet[Task]) -> QuerySet[Task]:  # type: ignore[override]
         # The query-string filters are the list's; a single task's lookup does not parse them,
@@ -200,7 +227,7 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().list(request, *args, **kwargs)
-        if not response.data["results"] and self.list_is_filtered:
+        if not response.data["results"] and self.names_filters:
             # An empty page: was it a list or a parent the caller does not have? (A page with
             # rows proves they exist: only their owner's tasks are in them.)
             query = request.query_params
@@ -425,6 +452,8 @@ class TaskViewSet(viewsets.ModelViewSet[Task], RateLimitHeaders):
 
 
 FILTERS = frozenset(TaskFilter.base_filters)
+TREE_FILTERS = {"list": "list_id", "parent": "parent_id"}  # query parameter: field
+PAGE_PARAMETERS = frozenset({"cursor", "page_size", "ordering"})
 
 
 def list_parameter(request: Request) -> uuid.UUID | None:

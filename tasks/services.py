@@ -405,11 +405,9 @@ def _lock(
     parent's chain while the lock was awaited."""
     pk = _task_id(task_id)
     tasks = Task.all_objects.for_user(user_id)
-    wanted = Q(pk__in=statements.family_ids(pk, tasks.db))
-    if parent_id is not None:
-        wanted |= Q(pk__in=statements.chain_ids(_task_id(parent_id), tasks.db))
-    if after_id is not None:
-        wanted |= Q(pk=after_id)
+    parent = None if parent_id is None else _task_id(parent_id)
+    after = None if after_id is None else _task_id(after_id)
+    wanted = Q(pk__in=statements.move_ids(pk, parent, after, tasks.db))
     while True:
         rows = {row.pk: row for row in tasks.filter(wanted).order_by("pk").select_for_update()}
         if pk not in rows:

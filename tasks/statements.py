@@ -193,17 +193,25 @@ def _ids(using: str, sql: str, *task_ids: object) -> RawSQL:
     return RawSQL(sql, params)  # noqa: S611 -- constant SQL, values bound
 
 
-# The open part of a subtree: no open task is under a completed one (tasks.services keeps it
-# so), so the walk stops at completed tasks, and a completed task's walk is empty.
-_OPEN_SUBTREE = """open_subtree(id) AS (
-    SELECT id FROM tasks WHERE id = %s AND deleted_at IS NULL AND NOT completed
-    UNION SELECT child.id FROM tasks AS child JOIN open_subtree ON child.parent_id = open_subtree.id
+# A task and the open part of its subtree: no open task is under a completed one
+# (tasks.services keeps it so), so the walk stops at completed tasks.
+_OPEN_BELOW = """open_below(id) AS (
+    SELECT id FROM tasks WHERE id = %s AND deleted_at IS NULL
+    UNION SELECT child.id FROM tasks AS child JOIN open_below ON child.parent_id = open_below.id
     WHERE child.parent_id IS NOT NULL AND child.deleted_at IS NULL AND NOT child.completed)"""
 
 
-def open_subtree_ids(task_id: object, using: str) -> RawSQL:
-    """The ids of the open tasks of task `task_id`'s subtree, itself included if open."""
-    return _ids(using, f"WITH RECURSIVE {_OPEN_SUBTREE} SELECT id FROM open_subtree", task_id)  # noqa: S608
+def open_below_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of task `task_id` and of the open tasks of its subtree (for `pk__in`)."""
+    return _ids(using, f"WITH RECURSIVE {_OPEN_BELOW} SELECT id FROM open_below", task_id)  # noqa: S608
+
+
+def completion_ids(task_id: object, using: str) -> RawSQL:
+    """The ids of task `task_id`, its ancestors and the open tasks of its subtree (for
+    `pk__in`). One subquery, as the others: `pk IN (…) OR pk IN (…)` is planned as a scan of
+    the whole table (4.7 ms against 0.3 ms at 25,000 tasks)."""
+    sql = f"WITH RECURSIVE {_OPEN_BELOW}, {_CHAIN} SELECT id FROM open_below UNION SELECT id FROM chain"  # noqa: S608, E501
+    return _ids(using, sql, task_id, task_id)
 
 
 def subtree_ids(task_id: object, using: str) -> RawSQL:
@@ -220,6 +228,25 @@ def family_ids(task_id: object, using: str) -> RawSQL:
     """The ids of task `task_id`, its live descendants and its ancestors (for `pk__in`)."""
     sql = f"WITH RECURSIVE {_SUBTREE}, {_CHAIN} SELECT id FROM subtree UNION SELECT id FROM chain"  # noqa: S608
     return _ids(using, sql, task_id, task_id)
+
+
+def move_ids(
+    task_id: object, parent_id: object | None, after_id: object | None, using: str
+) -> RawSQL:
+    """The ids a move locks (for `pk__in`): task `task_id`'s family, the new parent's chain and
+    the task to go after (if given), in one subquery."""
+    chain_of_parent = _CHAIN.replace("chain", "parent_chain")
+    ctes, selects, ids = [_SUBTREE, _CHAIN], ["subtree", "chain"], [task_id, task_id]
+    if parent_id is not None:
+        ctes.append(chain_of_parent)
+        selects.append("parent_chain")
+        ids.append(parent_id)
+    unions = " UNION ".join(f"SELECT id FROM {name}" for name in selects)  # noqa: S608
+    sql = f"WITH RECURSIVE {', '.join(ctes)} {unions}"
+    if after_id is not None:
+        sql += " UNION SELECT %s"
+        ids.append(after_id)
+    return _ids(using, sql, *ids)
 
 
 def subtree_levels(task_id: object, using: str) -> RawSQL:
@@ -262,10 +289,7 @@ def completion_family(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> Que
     """Task `pk`, its ancestors and its open descendants, locked in id order: every row that
     completing or reopening `pk` can write. (A completed descendant is written by neither: the
     completed ones of a parent toggled again and again are not locked again and again.)"""
-    below = Q(pk__in=open_subtree_ids(pk, tasks.db))
-    return (
-        tasks.filter(Q(pk__in=chain_ids(pk, tasks.db)) | below).order_by("pk").select_for_update()
-    )
+    return tasks.filter(pk__in=completion_ids(pk, tasks.db)).order_by("pk").select_for_update()
 
 
 def chain(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> QuerySet[Task]:
@@ -279,14 +303,14 @@ def _changed(updated_at: datetime, **values: Any) -> dict[str, Any]:
 
 def completing(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime) -> Built:
     """Task `pk` completed, with every open task of its subtree (each gets `completed_at`)."""
-    rows = tasks.filter(Q(pk=pk) | Q(pk__in=open_subtree_ids(pk, tasks.db)))
+    rows = tasks.filter(pk__in=open_below_ids(pk, tasks.db))
     return rows, _changed(updated_at, completed=True, **_completion(True, updated_at))
 
 
 def reopening(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID, updated_at: datetime) -> Built:
     """Task `pk` reopened, with every completed task above it."""
-    above = Q(pk__in=chain_ids(pk, tasks.db), completed=True)
-    return tasks.filter(Q(pk=pk) | above), _changed(updated_at, completed=False, completed_at=None)
+    rows = tasks.filter(pk__in=chain_ids(pk, tasks.db)).filter(Q(pk=pk) | Q(completed=True))
+    return rows, _changed(updated_at, completed=False, completed_at=None)
 
 
 def deleting(

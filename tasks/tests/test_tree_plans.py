@@ -146,3 +146,29 @@ def test_a_deep_page_of_a_list_is_an_index_scan_from_the_cursor(alice, seeded):
 def test_the_subtask_page_of_a_task_is_an_index_scan(alice, seeded):
     path = f"/v1/tasks?parent={seeded['parent']}&ordering=position&page_size={PAGE_SIZE}"
     assert_bounded_index_scan(captured_plan(alice, path), "tasks_parent_position_id")
+
+
+@pytest.mark.parametrize("route", ["toggle", "move"])
+def test_the_writes_of_a_tree_never_scan_the_table(alice, seeded, route):
+    """Their statements find the family through the primary key and the parent index: a plan
+    that scans `tasks` costs in proportion to everyone's tasks (an `IN (…) OR IN (…)` did)."""
+    task = seeded["parent"]
+    with CaptureQueriesContext(connection) as queries:
+        if route == "toggle":
+            response = alice.post(f"/v1/tasks/{task}/toggle")
+        else:
+            response = alice.post(f"/v1/tasks/{task}/move", {"after": None}, format="json")
+    assert response.status_code == 200, response.content
+    statements = [q["sql"] for q in queries.captured_queries if "tasks" in q["sql"]]
+    assert statements
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+            (document,) = cursor.fetchone()
+            plan = document[0]["Plan"]
+            scans = [n for n in nodes(plan) if n["Node Type"] == "Seq Scan"]
+            assert not scans, f"{sql}\n{outline_estimated(plan)}"
+
+
+def outline_estimated(plan: dict) -> str:
+    return "\n".join(f"{n['Node Type']} {n.get('Index Name', '')}" for n in nodes(plan))

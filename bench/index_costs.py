@@ -66,7 +66,7 @@ def main() -> None:
             for dropped in ["(all indexes)", *indexes]:
                 with conn.transaction(force_rollback=True):
                     if dropped != "(all indexes)":
-                        conn.execute(f"DROP INDEX \"{dropped}\"")
+                        conn.execute(f'DROP INDEX "{dropped}"')
                     per_insert_ms(conn, user, args.inserts // 10)  # warm
                     results.setdefault(dropped, []).append(per_insert_ms(conn, user, args.inserts))
         base = statistics.mean(results["(all indexes)"])

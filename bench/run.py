@@ -406,8 +406,9 @@ def insert_lists(conn: psycopg.Connection) -> None:
 
 
 def seed_lists(conn: psycopg.Connection, target: Target) -> None:
-    """Put every user's seeded tasks into their lists (insert_lists) in turn, in created order; make chains of subtasks 5 levels deep among BIG's
-    tasks, and a tree of 50 descendants (toggle_parent) in BIG's second list."""
+    """Put every user's seeded tasks into their lists (insert_lists) in turn, in created order;
+    make chains of subtasks 5 levels deep among BIG's tasks, and a tree of 50 descendants
+    (toggle_parent) in BIG's second list."""
     # List n of a user (in their order) holds their tasks number n, n + LISTS_PER_USER, …
     # (oldest first), in that order.
     conn.execute(

@@ -44,10 +44,12 @@ class TcpProxy:
             try:
                 client, _ = listener.accept()
             except OSError:
-                if self.mode == "cut" and not self._stopped:
-                    threading.Event().wait(0.05)  # the listener is closed while cut
-                    continue
-                return
+                if self._stopped:
+                    return
+                # Cut: the listener is closed until restore() listens again. Not a test of
+                # self.mode: restore() may have ended it since this listener was taken.
+                threading.Event().wait(0.05)
+                continue
             if self.mode == "cut":
                 _reset(client)
             elif self.mode == "blackhole":

@@ -145,6 +145,10 @@ class Task(models.Model):
     # Nullable only for the rows written by the previous release during the upgrade (0007).
     list_id = models.UUIDField(null=True)
     parent_id = models.UUIDField(null=True, blank=True)
+    # Set by a trigger (migration 0008) when the task gains a subtask, whatever writes it; never
+    # cleared. A toggle of a task with neither a parent nor this flag is one UPDATE that
+    # requires both (tasks.services.task_toggle).
+    may_have_subtasks = models.BooleanField(default=False, db_default=False, editable=False)
 
     objects = LiveManager["Task"]()
     all_objects = TaskQuerySet.as_manager()  # tombstones too

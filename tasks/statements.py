@@ -143,6 +143,7 @@ def by_pk(tasks: TaskQuerySet, shape: None, *, pk: uuid.UUID) -> TaskQuerySet:
 class UpdateShape(NamedTuple):
     non_recurring: bool  # only a task without a recurrence rule
     versions: int  # how many `version__<i>` values the row's version must be one of (0: any)
+    outside_trees: bool = False  # only a task without a parent that never had subtasks
 
 
 def update(
@@ -152,6 +153,8 @@ def update(
     matching = tasks.filter(pk=pk)
     if shape.non_recurring:
         matching = matching.filter(recurrence="")
+    if shape.outside_trees:
+        matching = matching.filter(parent_id=None, may_have_subtasks=False)
     if shape.versions:
         versions = [values.pop(f"version__{i}") for i in range(shape.versions)]
         matching = matching.filter(version__in=versions)

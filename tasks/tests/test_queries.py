@@ -34,9 +34,10 @@ def test_a_list_page_is_one_query_however_many_tasks(alice, django_assert_num_qu
         ("post", "/v1/tasks", {"title": "x"}, 1),
         ("get", "/v1/tasks/{id}", None, 1),
         ("put", "/v1/tasks/{id}", {"title": "y"}, 1),
-        # Completing, reopening and deleting reach a task's subtasks: the family's lock first.
+        # Completing, reopening and deleting reach a task's subtasks: the family's lock first;
+        # except a toggle of a task that never had subtasks and has no parent.
         ("patch", "/v1/tasks/{id}", {"completed": True}, 2),
-        ("post", "/v1/tasks/{id}/toggle", None, 2),
+        ("post", "/v1/tasks/{id}/toggle", None, 1),
         ("delete", "/v1/tasks/{id}", None, 2),
     ],
 )
@@ -47,6 +48,17 @@ def test_each_route_is_one_or_two_queries(
     with assert_statements(queries):
         response = getattr(alice, method)(path.format(id=task["id"]), body, format="json")
     assert response.status_code < 300
+
+
+@pytest.mark.parametrize("toggled", ["parent", "subtask"])
+def test_a_toggle_in_a_tree_is_the_attempt_alone_then_the_familys_lock_and_update(
+    alice, make_task, assert_statements, toggled
+):
+    parent = make_task()
+    tasks = {"parent": parent, "subtask": make_task(parent_id=parent["id"])}
+    with assert_statements(3):
+        response = alice.post(f"/v1/tasks/{tasks[toggled]['id']}/toggle")
+    assert response.json()["completed"] is True
 
 
 def test_a_conditional_write_is_still_one_query(alice, make_task, django_assert_num_queries):

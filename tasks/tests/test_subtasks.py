@@ -361,6 +361,27 @@ def test_reopening_a_task_reopens_its_completed_ancestors_only(alice, done_tree,
     assert completion(alice, done_tree["a2"], done_tree["b"], done_tree["unrelated"]) == kept
 
 
+@pytest.mark.parametrize("how", ["create", "bulk-create", *REPARENT])
+def test_a_task_toggled_alone_completes_the_subtasks_it_gains_later(alice, make_task, how):
+    """Toggled while outside any tree (one UPDATE), then given a subtask however it is given:
+    its toggles reach the subtask from then on."""
+    parent = make_task(title="parent")
+    for _ in range(2):
+        alice.post(f"/v1/tasks/{parent['id']}/toggle")
+    if how == "create":
+        child = make_task(title="child", parent_id=parent["id"])
+    elif how == "bulk-create":
+        response = bulk(alice, {"op": "create", "data": {"title": "c", "parent_id": parent["id"]}})
+        child = response.json()["results"][0]["task"]
+    else:
+        child = written(reparent(alice, how, make_task(title="child")["id"], parent["id"]), how)
+    assert alice.post(f"/v1/tasks/{parent['id']}/toggle").json()["completed"] is True
+    assert get_task(alice, child["id"])["completed"] is True
+    assert alice.post(f"/v1/tasks/{child['id']}/toggle").json()["completed"] is False
+    assert get_task(alice, parent["id"])["completed"] is False  # reopened with it
+    assert_trees_hold(alice)
+
+
 def test_completing_the_last_open_subtask_leaves_the_parent_open(alice, tree):
     for name in ("a1", "b"):
         alice.post(f"/v1/tasks/{tree[name]['id']}/toggle")
@@ -854,15 +875,29 @@ def test_a_subtask_created_while_its_parent_is_deleted_is_never_left_orphaned():
 
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
-def test_completing_a_parent_while_an_open_subtask_is_added_leaves_no_open_subtask_under_it():
+@pytest.mark.parametrize("completing", ["patch", "toggle"])
+@pytest.mark.parametrize("adding", ["create", "move"])
+def test_completing_a_parent_while_an_open_subtask_is_added_leaves_no_open_subtask_under_it(
+    completing, adding
+):
+    """The toggle of a task outside any tree is one UPDATE conditioned on the task never having
+    had a subtask: it must not miss the one added while it waits for the parent's lock."""
     client = client_for("alice")
     for _ in range(10):
-        [parent] = create_chain(client, 1)
+        [parent], [other] = create_chain(client, 1), create_chain(client, 1)
         answers = race(
-            ("patch", f"/v1/tasks/{parent}", {"completed": True}),
-            ("post", "/v1/tasks", {"title": "open", "parent_id": parent}),
+            {
+                "patch": ("patch", f"/v1/tasks/{parent}", {"completed": True}),
+                "toggle": ("post", f"/v1/tasks/{parent}/toggle", None),
+            }[completing],
+            {
+                "create": ("post", "/v1/tasks", {"title": "open", "parent_id": parent}),
+                "move": ("patch", f"/v1/tasks/{other}", {"parent_id": parent}),
+            }[adding],
         )
-        assert [a.status_code for a in answers] == [200, 201], [a.content for a in answers]
+        assert [a.status_code for a in answers] == [200, 200 if adding == "move" else 201], [
+            a.content for a in answers
+        ]
         assert_trees_hold(client)
 
 

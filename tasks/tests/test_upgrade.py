@@ -1,4 +1,4 @@
-"""Migration 0007 (task lists and subtasks) on data stored before it: every task ends up top
+"""Migrations 0007 (task lists and subtasks) and 0008 (the subtask flag) on data stored before
 level in its owner's default list, with its id, version (ETag), position, `updated_at` and
 `change_seq` unchanged; on PostgreSQL a task the previous release inserts afterwards (without a
 list) goes into its owner's default list too. Its timing on 1,000,000 tasks under load is
@@ -77,3 +77,40 @@ def test_a_task_the_previous_release_inserts_goes_into_the_default_list():
         assert cursor.fetchall() == [("brand-new", 1), ("known", 2)]
         cursor.execute("SELECT count(*) FROM task_lists")
         assert cursor.fetchone() == (2,)
+
+
+MARKED_BEFORE = ("tasks", "0007_task_lists_and_subtasks")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0008_marks_the_tasks_that_have_subtasks_and_the_trigger_marks_later_ones():
+    """Parents stored before 0008 are marked by its batches; a subtask the previous release
+    inserts afterwards (it does not know the column) marks its parent through the trigger."""
+    executor = migrate(MARKED_BEFORE)
+    OldTask = executor.loader.project_state(MARKED_BEFORE).apps.get_model("tasks", "Task")
+    list_id = uuid.uuid4()
+    parents = [
+        OldTask.objects.create(user_id="u1", title=f"p{n}", list_id=list_id) for n in range(3)
+    ]
+    OldTask.objects.create(user_id="u1", title="c0", list_id=list_id, parent_id=parents[0].pk)
+    grandchild_parent = OldTask.objects.create(
+        user_id="u1", title="c1", list_id=list_id, parent_id=parents[1].pk
+    )
+    OldTask.objects.create(
+        user_id="u1", title="c1.1", list_id=list_id, parent_id=grandchild_parent.pk
+    )
+    OldTask.objects.create(
+        user_id="u1",
+        title="gone",
+        list_id=list_id,
+        parent_id=parents[2].pk,
+        deleted_at=timezone.now(),
+    )
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    later = OldTask.objects.create(user_id="u1", title="later", list_id=list_id)
+    OldTask.objects.create(user_id="u1", title="c2", list_id=list_id, parent_id=later.pk)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT title FROM tasks WHERE may_have_subtasks ORDER BY title")
+        assert [row[0] for row in cursor.fetchall()] == ["c1", "later", "p0", "p1"]

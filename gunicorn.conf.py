@@ -7,7 +7,6 @@ exit; there is no worker restart loop and no 500 on every route.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -119,11 +118,6 @@ def when_ready(server: Arbiter) -> None:
             "auth": " and ".join(auth) or "none",
         },
     )
-    # Move everything loaded so far out of the garbage collector's reach: workers inherit it
-    # as a permanent generation, so their full collections scan only what requests create
-    # (and do not touch, hence copy, the shared pages).
-    gc.collect()
-    gc.freeze()
 
 
 def pre_request(worker: Worker, req: Request) -> None:

@@ -3,6 +3,7 @@ import os
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
+from tasks import memory
 from todo_project.request_body import RequestBodyMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "todo_project.settings")
@@ -12,3 +13,4 @@ application = RequestBodyMiddleware(get_wsgi_application())
 # request: gunicorn preloads this module in its master, so every worker shares those pages
 # instead of importing its own copy, and no first request waits for the imports.
 get_resolver().url_patterns  # noqa: B018
+memory.freeze_then_collect_every_few_requests()

@@ -61,7 +61,6 @@ def main() -> None:
 
     django.setup()
     from django.core.management import call_command
-    from django.core.wsgi import get_wsgi_application
 
     from tasks import services
     from tasks.authentication import issue_token
@@ -71,7 +70,8 @@ def main() -> None:
     for n in range(100):
         services.task_create(user_id="alice", fields={"title": f"task {n}"}, max_tasks=1000)
     task_id = Task.all_objects.for_user("alice").values_list("id", flat=True).first()
-    application = get_wsgi_application()
+    from todo_project.wsgi import application  # what the servers serve
+
     token = issue_token("alice", ttl_seconds=3600)
 
     def environ(method: str, path: str, body: bytes = b"", token: str | None = token) -> dict:
@@ -104,7 +104,7 @@ def main() -> None:
         for env in envs:
             body = application(env, lambda status, headers, exc_info=None: statuses.append(status))
             b"".join(body)
-            body.close()
+            getattr(body, "close", lambda: None)()  # optional in WSGI
 
     for name in args.routes or routes:
         serve([routes[name]() for _ in range(200)])  # warm-up: first compilations, connections

@@ -30,8 +30,10 @@ from .models import USER_ID_MAX_LENGTH
 
 SHARED_SECRET_ALGORITHM = "HS256"
 DEVELOPMENT_COOKIE_NAME = "dev_api_token"
-# Where a request keeps its bearer token's outcome (user, token), once authenticated.
-VERIFIED_ATTRIBUTE = "bearer_authentication"
+# Where a request keeps its bearer token's outcome (user, token), once authenticated: in the
+# WSGI environ (request.META), which every layer in front of the view shares. A client's header
+# cannot reach this key (theirs are all named HTTP_…).
+VERIFIED_KEY = "tasks.bearer_authentication"
 # Tokens this process has verified, with their claims: a frontend sends the same token with
 # every request of its lifetime, and parsing and checking it again was most of the cost of
 # authentication (more so for EdDSA). A token differing by one byte is another entry, checked
@@ -211,13 +213,13 @@ class BearerTokenAuthentication(JWTStatelessUserAuthentication):
         pass
 
     def authenticate(self, request: Request) -> tuple[Any, Token] | None:
-        # middleware.BearerTokenGate ran this already for the same request: its outcome stands.
-        django_request = getattr(request, "_request", request)
-        done = getattr(django_request, VERIFIED_ATTRIBUTE, None)
+        # A layer in front (tasks.middleware) ran this already for the same request: its
+        # outcome stands.
+        done = request.META.get(VERIFIED_KEY)
         if done is not None:
             return done  # type: ignore[no-any-return]
         result = super().authenticate(request)
-        setattr(django_request, VERIFIED_ATTRIBUTE, result)
+        request.META[VERIFIED_KEY] = result
         return result
 
     def get_raw_token(self, header: bytes) -> bytes | None:

@@ -1,16 +1,20 @@
 """Request ids, the Host check, and structured access logs: one JSON line per request; and the
-401 answered before DRF to a request without a valid token."""
+401 answered before DRF to a request without a valid token, and replayed before Django to the
+next request of the same shape."""
 
 import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from django.conf import settings
+from django.core.handlers.wsgi import get_path_info, get_script_name
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, get_resolver
 from rest_framework.exceptions import APIException, NotAuthenticated
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.settings import api_settings
@@ -39,23 +43,33 @@ class RequestLogMiddleware:
         # Validates Host against ALLOWED_HOSTS (DisallowedHost: a JSON 400) before anything
         # builds a link from it.
         request.get_host()
-        given = request.META.get(REQUEST_ID_META, "")
-        request_id = given if VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+        request_id = _request_id(request.META)
         request.request_id = request_id  # type: ignore[attr-defined]  # for the views and logs
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
-        if access_log.isEnabledFor(logging.INFO):
-            user = getattr(request, "user", None)
-            fields = {
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "user_id": getattr(user, "id", None),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            }
-            access_log.info("request", extra={"fields": fields})
+        user = getattr(request, "user", None)
+        _log(request_id, request.method, request.path, response.status_code, user, started)
         return response
+
+
+def _request_id(meta: Mapping[str, Any]) -> str:
+    given = meta.get(REQUEST_ID_META, "")
+    return given if VALID_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
+
+
+def _log(
+    request_id: str, method: str | None, path: str, status: int, user: Any, started: float
+) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "user_id": getattr(user, "id", None),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+        access_log.info("request", extra={"fields": fields})
 
 
 class BearerTokenGate:
@@ -80,14 +94,9 @@ class BearerTokenGate:
         if allowed is None or settings.DEBUG:
             # DEBUG: the browsable API's cookie and HTML pages; DRF decides and renders.
             return None
-        authentication = BearerTokenAuthentication()
-        try:
-            if authentication.authenticate(request) is not None:  # type: ignore[arg-type]
-                return None
-            failure: APIException = NotAuthenticated()
-        except APIException as exc:
-            failure = exc
-        failure.auth_header = authentication.authenticate_header(request)  # type: ignore[attr-defined, arg-type]
+        failure = _refusal(request)
+        if failure is None:
+            return None
         context: dict[str, Any] = {"request": request, "view": None, "args": (), "kwargs": {}}
         answer = TaskAPIExceptionHandler(failure, context).run()  # type: ignore[arg-type]
         if answer is None:  # it answers every APIException
@@ -102,6 +111,117 @@ class BearerTokenGate:
                 response[header] = value
         response["Allow"] = allowed
         return response
+
+
+def _refusal(request: Any) -> APIException | None:
+    """Why the request's bearer token is refused (None: it is accepted), with its challenge
+    (`auth_header`), as the view's authentication would say: the same verifier."""
+    authentication = BearerTokenAuthentication()
+    try:
+        if authentication.authenticate(request) is not None:
+            return None
+        failure: APIException = NotAuthenticated()
+    except APIException as exc:
+        failure = exc
+    failure.auth_header = authentication.authenticate_header(request)  # type: ignore[attr-defined]
+    return failure
+
+
+class _Environ(NamedTuple):
+    """What the verifier reads of a request, before Django made one: its headers."""
+
+    META: WSGIEnvironment
+
+
+class _Answer(NamedTuple):
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class RejectionReplay:
+    """WSGI, in front of Django. A request that BearerTokenGate would refuse, of a shape it has
+    refused before, gets the same answer again (status, headers, body; its own request id and
+    access-log line) without Django's request cycle, which is most of what a 401 costs
+    (docs/performance.md): a flood of bad tokens is what an attacker sends.
+
+    Nothing here builds an answer or decides: the first request of each shape goes through
+    Django, and its answer is kept only if it is a 401. A shape is everything Django's answer to
+    a refused token depends on: the view, the verifier's failure and challenge, the host and the
+    scheme. Requests that middleware treats otherwise go through Django every time: CORS
+    (`Origin`), preflights, HEAD, DEBUG. At most MAX_SHAPES are kept (their keys hold client
+    input); beyond them, Django answers."""
+
+    MAX_SHAPES = 256
+    METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, application: WSGIApplication) -> None:
+        self.application = application
+        self.answers: dict[Hashable, _Answer] = {}
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        shape = self._shape(environ)
+        if shape is None:
+            return self.application(environ, start_response)
+        answer = self.answers.get(shape)
+        if answer is None:
+            return self._answered_by_django(shape, environ, start_response)
+        request_id = _request_id(environ)
+        start_response(answer.status, [*answer.headers, (REQUEST_ID_HEADER, request_id)])
+        path_info = get_path_info(environ)
+        path = f"{get_script_name(environ).rstrip('/')}/{path_info.replace('/', '', 1)}"
+        _log(request_id, environ["REQUEST_METHOD"], path, 401, None, started)
+        return [answer.body]
+
+    def _shape(self, environ: WSGIEnvironment) -> Hashable | None:
+        if (
+            settings.DEBUG
+            or environ["REQUEST_METHOD"] not in self.METHODS
+            or "HTTP_ORIGIN" in environ
+        ):
+            return None
+        # The verifier first: an accepted token costs nothing more (its outcome is kept for the
+        # view's authentication), only a refused one costs the URL's resolution.
+        failure = _refusal(_Environ(environ))
+        if failure is None:
+            return None
+        try:
+            view = get_resolver().resolve(get_path_info(environ)).func
+        except Resolver404:
+            return None
+        if _token_view_methods(view) is None:
+            return None
+        proxy_header: Any = settings.SECURE_PROXY_SSL_HEADER  # None unless set
+        return (
+            view,
+            type(failure),
+            repr(failure.detail),
+            failure.auth_header,  # type: ignore[attr-defined]
+            *(environ.get(name) for name in ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT")),
+            environ["wsgi.url_scheme"],
+            environ.get(proxy_header[0]) if proxy_header else None,
+        )
+
+    def _answered_by_django(
+        self, shape: Hashable, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        started: list[Any] = []
+
+        def recorded(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [status, headers]
+            return start_response(status, headers, exc_info)
+
+        response = self.application(environ, recorded)
+        try:
+            body = b"".join(response)
+        finally:
+            getattr(response, "close", lambda: None)()
+        status, headers = started
+        if status.startswith("401 ") and len(self.answers) < self.MAX_SHAPES:
+            kept = [(name, value) for name, value in headers if name != REQUEST_ID_HEADER]
+            self.answers[shape] = _Answer(status, kept, body)
+        return [body]
 
 
 @cache

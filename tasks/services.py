@@ -85,22 +85,27 @@ def _written(
     """Apply `values` in one `UPDATE … RETURNING` (to a task without a recurrence rule only,
     with `non_recurring`); also says whether the task just became completed (its
     `completed_at` is this write's timestamp)."""
-    shape = statements.UpdateShape(non_recurring, versions=0)
-    task = _updated(user_id, task_id, versions, shape, **values)
+    task = _updated(user_id, task_id, versions, non_recurring=non_recurring, **values)
     if task is None:
         raise _missing_or_stale(user_id, task_id, non_recurring=non_recurring)
     return task, task.completed and task.completed_at == task.updated_at
 
 
 def _updated(
-    user_id: str, task_id: object, versions: Versions, shape: statements.UpdateShape, **values: Any
+    user_id: str,
+    task_id: object,
+    versions: Versions,
+    *,
+    non_recurring: bool = False,
+    outside_trees: bool = False,
+    **values: Any,
 ) -> Task | None:
-    """`values` applied in one `UPDATE … RETURNING` to task `task_id` if it matches `shape`
-    and `versions` (If-Match); None if it does not."""
+    """`values` applied in one `UPDATE … RETURNING` to task `task_id` if it matches `versions`
+    (If-Match) and the conditions (statements.UpdateShape); None if it does not."""
     if versions is not None and versions != ANY_VERSION and not versions:
         raise _missing_or_stale(user_id, task_id)  # an If-Match that no version can match
     matched = sorted(set(versions)) if isinstance(versions, list) else []
-    shape = shape._replace(versions=len(matched))
+    shape = statements.UpdateShape(non_recurring, len(matched), outside_trees)
     now = timezone.now()
     pk = _task_id(task_id)
     values |= {f"version__{i}": version for i, version in enumerate(matched)}
@@ -256,15 +261,21 @@ def _check_can_recur(user_id: str, task: Task) -> None:
 def task_toggle(*, user_id: str, task_id: object, versions: Versions = None) -> Task:
     """Flip `completed`: completing a task completes its open descendants, reopening it reopens
     its completed ancestors. A task outside any tree (no parent, never had a subtask: see
-    Task.may_have_subtasks; no recurrence rule) in one `UPDATE … SET completed = NOT completed`;
-    any other in two statements whatever the subtree's size: the family's lock, then one
-    UPDATE of the subtree (or of the chain above).
+    Task.may_have_subtasks; no recurrence rule) in one `UPDATE … SET completed = NOT completed`.
+    Any other after that UPDATE matched nothing, in two statements whatever the subtree's size:
+    the family's lock, then one UPDATE of the subtree (or of the chain above).
 
     Two concurrent toggles both apply, one after the other: the second reads the first's
     outcome under the lock.
     """
-    alone = statements.UpdateShape(non_recurring=True, versions=0, outside_trees=True)
-    toggled = _updated(user_id, task_id, versions, alone, completed=~F("completed"))
+    toggled = _updated(
+        user_id,
+        task_id,
+        versions,
+        non_recurring=True,
+        outside_trees=True,
+        completed=~F("completed"),
+    )
     if toggled is not None:
         return toggled
 
